@@ -1,0 +1,51 @@
+# FineQ: golden model, RTL simulation, synthesis and performance model.
+# Every target first runs scripts/setup.sh (idempotent, seconds when done).
+#
+#   make demo     install everything, then run the end-to-end demo (RTL on Verilator)
+#   make test     the whole test suite (golden model, RTL on Icarus and Verilator, small synthesis)
+#   make sim      RTL regression on both simulators with a summary table  (SIM=icarus|verilator SEED=n WAVES=1)
+#   make synth    Yosys + OpenSTA on Nangate45 -> build/synth/summary.{json,md,png}  (LIBERTY=path)
+#   make perf     cycle/energy model over LLaMA-2 7B/13B layers -> build/perf/
+#   make bench    quantizer throughput/memory benchmark
+#   make lint     ruff + verilator --lint-only -Wall on every RTL file
+
+RUN      := scripts/venv-env.sh
+PYTEST   := $(RUN) python -m pytest
+JOBS     ?= 2
+SIM      ?=
+SEED     ?=
+WAVES    ?=
+export SIM SEED WAVES
+
+.PHONY: setup demo test test-golden sim synth perf bench lint clean
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	$(RUN) fineq demo
+
+test: setup
+	$(PYTEST) -q -n $(JOBS) tests tb
+
+test-golden: setup
+	$(PYTEST) -q tests
+
+sim: setup
+	$(RUN) python sim/regress.py
+
+synth: setup
+	$(RUN) bash synth/run.sh
+
+perf: setup
+	$(RUN) fineq perf
+
+bench: setup
+	$(RUN) fineq bench
+
+lint: setup
+	$(RUN) ruff check golden tests tb sim synth
+	$(RUN) bash scripts/lint-rtl.sh
+
+clean:
+	rm -rf build sim_build .pytest_cache

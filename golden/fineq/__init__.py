@@ -1,0 +1,35 @@
+"""FineQ: fine-grained mixed-precision 2.33-bit weight quantization (golden model).
+
+The contract is ``shared/spec/fineq-format.md``; ``docs/format.md`` restates it
+and records the points the project decided.
+"""
+
+from .codec import decode_block, encode_block
+from .engine import EngineConfig
+from .errors import FineQError, FormatError, QuantizationError
+from .fileio import FORMAT_VERSION, load, save
+from .gemm import gemm, gemm_hw
+from .pack import unpack
+from .qmatrix import QuantizedMatrix, from_levels, quantize
+from .torch_utils import quantize_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FORMAT_VERSION",
+    "EngineConfig",
+    "FineQError",
+    "FormatError",
+    "QuantizationError",
+    "QuantizedMatrix",
+    "decode_block",
+    "encode_block",
+    "from_levels",
+    "gemm",
+    "gemm_hw",
+    "load",
+    "quantize",
+    "quantize_model",
+    "save",
+    "unpack",
+]

@@ -1,0 +1,171 @@
+"""Command line: ``fineq quantize | info | bench | gemm | perf | demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FineQError
+from .fileio import load, save
+from .qmatrix import QuantizedMatrix, quantize
+from .quantize import MODES
+
+
+def _load_npy(path: str, what: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise FineQError(f"{what} file {path} does not exist")
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise FineQError(f"{what} file {path} is not a readable .npy array: {e}") from e
+
+
+def info_dict(q: QuantizedMatrix) -> dict[str, object]:
+    """Shape, bits per weight, code histogram and outlier share of a quantized matrix."""
+    codes = q.codes()
+    hist = np.bincount(codes.reshape(-1), minlength=4)
+    lv = q.levels()
+    lhist = np.bincount((lv.reshape(-1).astype(np.int16) + 3), minlength=7)
+    return {
+        "shape": list(q.shape),
+        "mode": q.mode,
+        "blocks_per_row": q.n_blocks,
+        "bits_per_weight": round(q.bits_per_weight, 4),
+        "bits_per_weight_packed_only": round(q.packed.size * 8 / (q.shape[0] * q.shape[1]), 4),
+        "code_histogram": {f"{c:02b}": int(hist[c]) for c in range(4)},
+        "outlier_pair_share": float(hist[1:].sum() / hist.sum()),
+        "level_histogram": {str(v): int(lhist[v + 3]) for v in range(-3, 4)},
+        "scale_range": [float(q.scales.min()), float(q.scales.max())],
+    }
+
+
+def cmd_quantize(a: argparse.Namespace) -> int:
+    w = _load_npy(a.weights, "weight")
+    q = quantize(w, a.mode)
+    out = Path(a.output or Path(a.weights).with_suffix(".fineq.npz"))
+    save(q, out)
+    d = info_dict(q)
+    err = float(np.sqrt(np.mean((q.dequantize() - w.astype(np.float32)) ** 2)))
+    print(f"wrote {out}: {q.shape[0]}x{q.shape[1]}, {d['bits_per_weight']} bits/weight, "
+          f"{100 * float(d['outlier_pair_share']):.1f}% pairs with outliers, RMS error {err:.4g}")
+    return 0
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    q = load(a.file)
+    d = info_dict(q)
+    if a.json:
+        print(json.dumps(d))
+        return 0
+    print(f"file             {a.file}")
+    print(f"shape            {d['shape'][0]} x {d['shape'][1]}  ({d['blocks_per_row']} blocks/row)")
+    print(f"mode             {d['mode']}")
+    print(f"bits per weight  {d['bits_per_weight']} (packed only: {d['bits_per_weight_packed_only']})")
+    tot = sum(d["code_histogram"].values())  # type: ignore[union-attr]
+    for code, n in d["code_histogram"].items():  # type: ignore[union-attr]
+        print(f"code {code}          {n:>12d}  {100 * n / tot:5.1f}%")
+    print(f"pairs w/ outlier {100 * float(d['outlier_pair_share']):.1f}%")
+    print(f"levels -3..+3    {list(d['level_histogram'].values())}")  # type: ignore[union-attr]
+    return 0
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from . import bench
+
+    print(bench.report(bench.run(a.m, a.k, a.mode, a.repeat)))
+    return 0
+
+
+def cmd_gemm(a: argparse.Namespace) -> int:
+    from .gemm import check_activations, gemm
+    from .run import run_gemm
+
+    q = load(a.weights)
+    x = check_activations(q, _load_npy(a.activations, "activation"))
+    res = run_gemm(q, x, a.backend, seed=a.seed, rows=a.rows, cols=a.cols, waves=a.waves)
+    y = res.pop("y")
+    ref = gemm(q, x)
+    res["bit_exact"] = bool(np.array_equal(y, ref))
+    if a.output:
+        np.save(a.output, y.astype(np.int32) if np.abs(y).max(initial=0) < 2**31 else y)
+        res["output"] = a.output
+    print(json.dumps(res))
+    return 0 if res["bit_exact"] else 1
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(a.backend)
+
+
+def cmd_perf(a: argparse.Namespace) -> int:
+    from .perf import cli_perf
+
+    return cli_perf(a)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="fineq", description="FineQ 2.33-bit quantization, golden model and RTL runs")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("quantize", help="quantize a float [M, K] .npy matrix into a .fineq.npz file")
+    p.add_argument("weights")
+    p.add_argument("-o", "--output")
+    p.add_argument("--mode", choices=MODES, default="paper")
+    p.set_defaults(fn=cmd_quantize)
+
+    p = sub.add_parser("info", help="describe a .fineq.npz file")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_info)
+
+    p = sub.add_parser("bench", help="quantizer throughput and memory benchmark")
+    p.add_argument("--m", type=int, default=4096)
+    p.add_argument("--k", type=int, default=11008)
+    p.add_argument("--mode", choices=MODES, default="paper")
+    p.add_argument("--repeat", type=int, default=3)
+    p.set_defaults(fn=cmd_bench)
+
+    p = sub.add_parser("gemm", help="Y = V @ X through the golden model or the RTL, checked bit-exactly")
+    p.add_argument("weights", help=".fineq.npz file")
+    p.add_argument("activations", help="int8 [K, N] .npy file")
+    p.add_argument("-o", "--output", help="write Y (int32 [M, N]) to this .npy file")
+    p.add_argument("--backend", choices=("golden", "icarus", "verilator"), default="golden")
+    p.add_argument("--rows", type=int, default=64, help="engine ROWS (K tile)")
+    p.add_argument("--cols", type=int, default=64, help="engine COLS (N tile)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random stream stalls (RTL backends)")
+    p.add_argument("--waves", action="store_true", help="dump waves (RTL backends)")
+    p.set_defaults(fn=cmd_gemm)
+
+    p = sub.add_parser("demo", help="end-to-end demo: quantize, show the format, run the RTL, check")
+    p.add_argument("--backend", choices=("golden", "icarus", "verilator"), default="verilator")
+    p.set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser("perf", help="cycle/energy model over LLaMA-2 layers (FineQ vs MAC array)")
+    p.add_argument("--model", action="append", choices=("llama2-7b", "llama2-13b"))
+    p.add_argument("--seq", type=int, action="append")
+    p.add_argument("--weights", help="safetensors file or torch state dict with real weights")
+    p.add_argument("--synth", default="build/synth/summary.json", help="make synth's summary.json")
+    p.add_argument("--chart", default="build/perf/fig9_efficiency.png")
+    p.add_argument("--json", help="also write the table as JSON here")
+    p.set_defaults(fn=cmd_perf)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        return int(a.fn(a))
+    except (FineQError, FileNotFoundError) as e:
+        print(f"fineq {a.cmd}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The :class:`QuantizedMatrix` container and :func:`quantize`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .codec import BLOCK_BYTES, BLOCK_WEIGHTS
+from .errors import FineQError, FormatError
+from .pack import check_packed, n_blocks, unpack, unpack_codes
+from .quantize import quantize_arrays
+
+
+@dataclass(frozen=True)
+class QuantizedMatrix:
+    """A FineQ-quantized ``[M, K]`` matrix.
+
+    Attributes:
+        packed: ``uint8 [M, 7*ceil(K/24)]``, the spec's blocks, row after row.
+        scales: ``float16 [M]``, one scale per output channel (row).
+        shape:  ``(M, K)`` of the original matrix.
+        mode:   quantizer mode that produced it (informational).
+    """
+
+    packed: np.ndarray
+    scales: np.ndarray
+    shape: tuple[int, int]
+    mode: str = "paper"
+    _levels: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        p = check_packed(self.packed)
+        m, k = (int(x) for x in self.shape)
+        if m < 1 or k < 1:
+            raise FormatError(f"shape must be positive, got {self.shape}")
+        if p.shape != (m, BLOCK_BYTES * n_blocks(k)):
+            raise FormatError(f"packed shape {p.shape} does not match matrix shape {(m, k)}")
+        s = np.asarray(self.scales)
+        if s.dtype != np.float16 or s.shape != (m,):
+            raise FormatError(f"scales must be float16 [{m}], got {s.dtype} {s.shape}")
+        if not np.isfinite(s).all() or (s < 0).any():
+            raise FormatError("scales must be finite and non-negative")
+        object.__setattr__(self, "shape", (m, k))
+
+    def levels(self) -> np.ndarray:
+        """Decoded levels ``v``: ``int8 [M, K]`` in -3..+3 (cached)."""
+        if not self._levels:
+            self._levels.append(unpack(self.packed, self.shape[1]))
+        return self._levels[0]
+
+    def codes(self) -> np.ndarray:
+        """Pair codes ``uint8 [M, 4*nb]``."""
+        return unpack_codes(self.packed)
+
+    def dequantize(self) -> np.ndarray:
+        """``float32 [M, K]``: ``s_m * v[m, k]``."""
+        return self.scales.astype(np.float32)[:, None] * self.levels().astype(np.float32)
+
+    @property
+    def bits_per_weight(self) -> float:
+        """Storage per original weight: packed bits plus the 16-bit row scale."""
+        m, k = self.shape
+        return (self.packed.size * 8 + 16 * m) / (m * k)
+
+    @property
+    def n_blocks(self) -> int:
+        return n_blocks(self.shape[1])
+
+    @property
+    def padded_k(self) -> int:
+        return self.n_blocks * BLOCK_WEIGHTS
+
+
+def quantize(w: Any, mode: str = "paper") -> QuantizedMatrix:
+    """Quantize a float ``[M, K]`` numpy array or torch tensor (spec sections 2-6).
+
+    ``mode``: ``"paper"`` (outlier rule, least-error fallback) or ``"search"``
+    (least error for every pair). Raises :class:`fineq.FineQError` subclasses
+    on bad input (NaN/Inf, float16 scale overflow, wrong rank or dtype).
+    """
+    packed, scales = quantize_arrays(w, mode)
+    shape = (int(packed.shape[0]), int(np.shape(w)[1]))
+    return QuantizedMatrix(packed, scales, shape, mode)
+
+
+def from_levels(levels: np.ndarray, codes: np.ndarray, scales: np.ndarray | None = None) -> QuantizedMatrix:
+    """Build a QuantizedMatrix from explicit levels ``[M, K]`` and pair codes (for tests and tools)."""
+    from .pack import pack_levels
+
+    lv = np.asarray(levels)
+    if lv.ndim != 2:
+        raise FineQError(f"levels must be 2-D, got shape {lv.shape}")
+    m, k = lv.shape
+    kp = BLOCK_WEIGHTS * n_blocks(k)
+    full = np.zeros((m, kp), dtype=np.int8)
+    full[:, :k] = lv
+    sc = np.ones(m, dtype=np.float16) if scales is None else np.asarray(scales, dtype=np.float16)
+    return QuantizedMatrix(pack_levels(full, np.asarray(codes, dtype=np.uint8)), sc, (m, k), "explicit")

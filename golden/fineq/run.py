@@ -1,0 +1,58 @@
+"""Run ``Y = V @ X`` on a backend: the golden model (with the cycle model) or the RTL.
+
+N larger than the engine's COLS is tiled here, in the driver: each tile of
+COLS columns is one engine run, and the cycle counts add up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .engine import EngineConfig, engine_cycles
+from .errors import FineQError
+from .gemm import check_activations, gemm
+from .qmatrix import QuantizedMatrix
+
+BACKENDS = ("golden", "icarus", "verilator")
+
+
+def n_tiles(n: int, cols: int) -> list[tuple[int, int]]:
+    return [(c, min(n, c + cols)) for c in range(0, n, cols)]
+
+
+def run_gemm(
+    q: QuantizedMatrix,
+    x: Any,
+    backend: str = "golden",
+    seed: int = 0,
+    rows: int = 64,
+    cols: int = 64,
+    psum_depth: int = 256,
+    waves: bool = False,
+) -> dict[str, Any]:
+    """Return ``{"y": int64 [M, N], "cycles": int, "backend": str, "cycle_split": {...}, ...}``."""
+    if backend not in BACKENDS:
+        raise FineQError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    cfg = EngineConfig(rows=rows, cols=cols, psum_depth=psum_depth)
+    x = check_activations(q, x)
+    tiles = n_tiles(x.shape[1], cols)
+    split = engine_cycles(q.levels(), cfg)
+    model_cycles = split["total"] * len(tiles)
+    res: dict[str, Any] = {"backend": backend, "shape": [q.shape[0], q.shape[1], x.shape[1]],
+                           "rows": rows, "cols": cols, "n_tiles": len(tiles)}
+    if backend == "golden":
+        res.update(y=gemm(q, x), cycles=model_cycles, cycle_split=split)
+        return res
+    from .rtl import run_engine  # needs cocotb and a simulator
+
+    y = np.zeros((q.shape[0], x.shape[1]), dtype=np.int64)
+    cycles = 0
+    for c0, c1 in tiles:
+        out = run_engine(q, x[:, c0:c1], cfg, backend, seed=seed, waves=waves)
+        y[:, c0:c1] = out["y"]
+        cycles += out["cycles"]
+    res.update(y=y, cycles=cycles, model_cycles=model_cycles, cycles_match_model=cycles == model_cycles,
+               stalls=out.get("stalls", False))
+    return res

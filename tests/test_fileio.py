@@ -1,0 +1,89 @@
+"""Save/load round trip and every way a file can be wrong."""
+
+import zipfile
+
+import numpy as np
+import pytest
+
+import fineq
+from fineq.synthetic import heavy_tailed
+
+
+@pytest.fixture()
+def q():
+    return fineq.quantize(heavy_tailed(5, 77, seed=9))
+
+
+def test_round_trip(tmp_path, q):
+    path = fineq.save(q, tmp_path / "w.fineq.npz")
+    r = fineq.load(path)
+    assert r.shape == q.shape and r.mode == q.mode
+    assert np.array_equal(r.packed, q.packed) and np.array_equal(r.scales, q.scales)
+    assert not (tmp_path / "w.fineq.npz.tmp").exists()
+
+
+def test_truncated(tmp_path, q):
+    path = fineq.save(q, tmp_path / "w.npz")
+    data = path.read_bytes()
+    for cut in (10, len(data) // 2, len(data) - 5):
+        path.write_bytes(data[:cut])
+        with pytest.raises(fineq.FormatError):
+            fineq.load(path)
+
+
+def test_corrupt_byte(tmp_path, q):
+    path = fineq.save(q, tmp_path / "w.npz")
+    data = bytearray(path.read_bytes())
+    # flip a byte inside the stored packed array: the member's CRC no longer matches
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("packed.npy")
+    data[info.header_offset + 30 + len(info.filename) + 200] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(fineq.FormatError):
+        fineq.load(path)
+
+
+def test_foreign_npz(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, a=np.zeros(3))
+    with pytest.raises(fineq.FormatError, match="not a FineQ file"):
+        fineq.load(path)
+
+
+def test_foreign_file(tmp_path):
+    path = tmp_path / "x.npz"
+    path.write_text("hello")
+    with pytest.raises(fineq.FormatError):
+        fineq.load(path)
+
+
+def _rewrite(path, **changes):
+    with np.load(path) as z:
+        d = {k: z[k] for k in z.files}
+    d.update(changes)
+    for k in [k for k, v in changes.items() if v is None]:
+        del d[k]
+    np.savez(path, **d)
+
+
+def test_unknown_version(tmp_path, q):
+    path = fineq.save(q, tmp_path / "w.npz")
+    _rewrite(path, format_version=np.int64(99))
+    with pytest.raises(fineq.FormatError, match="version 99"):
+        fineq.load(path)
+
+
+def test_missing_key_and_bad_shape(tmp_path, q):
+    path = fineq.save(q, tmp_path / "w.npz")
+    _rewrite(path, scales=None)
+    with pytest.raises(fineq.FormatError, match="lacks scales"):
+        fineq.load(path)
+    path = fineq.save(q, tmp_path / "w2.npz")
+    _rewrite(path, shape=np.array([5, 200]))
+    with pytest.raises(fineq.FormatError, match="does not match"):
+        fineq.load(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        fineq.load(tmp_path / "nope.npz")
