@@ -1,0 +1,1 @@
+"""Shared pieces of the cocotb testbenches: simulator runner, scoreboard, stream agents."""

