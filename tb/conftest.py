@@ -1,4 +1,4 @@
-"""Shared pytest setup for the cocotb testbenches: put tb/ on sys.path for the common helpers."""
+"""Shared pytest setup: put tb/ on sys.path for the common testbench helpers (fineq_tb)."""
 
 import sys
 from pathlib import Path

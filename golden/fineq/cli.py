@@ -87,7 +87,10 @@ def cmd_gemm(a: argparse.Namespace) -> int:
 
     q = load(a.weights)
     x = check_activations(q, _load_npy(a.activations, "activation"))
-    res = run_gemm(q, x, a.backend, seed=a.seed, rows=a.rows, cols=a.cols, waves=a.waves)
+    if not 0 <= a.stall < 1:
+        raise FineQError(f"--stall must be in [0, 1), got {a.stall}")
+    res = run_gemm(q, x, a.backend, seed=a.seed, rows=a.rows, cols=a.cols, psum_depth=a.psum_depth,
+                   waves=a.waves, stall=a.stall)
     y = res.pop("y")
     ref = gemm(q, x)
     res["bit_exact"] = bool(np.array_equal(y, ref))
@@ -139,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("golden", "icarus", "verilator"), default="golden")
     p.add_argument("--rows", type=int, default=64, help="engine ROWS (K tile)")
     p.add_argument("--cols", type=int, default=64, help="engine COLS (N tile)")
+    p.add_argument("--psum-depth", type=int, default=256, help="engine PSUM_DEPTH (rows of M per chunk)")
+    p.add_argument("--stall", type=float, default=0.0,
+                   help="probability of a stall per beat on every stream (RTL backends; 0 keeps cycles exact)")
     p.add_argument("--seed", type=int, default=0, help="seed for random stream stalls (RTL backends)")
     p.add_argument("--waves", action="store_true", help="dump waves (RTL backends)")
     p.set_defaults(fn=cmd_gemm)

@@ -31,6 +31,7 @@ def run_gemm(
     cols: int = 64,
     psum_depth: int = 256,
     waves: bool = False,
+    stall: float = 0.0,
 ) -> dict[str, Any]:
     """Return ``{"y": int64 [M, N], "cycles": int, "backend": str, "cycle_split": {...}, ...}``."""
     if backend not in BACKENDS:
@@ -50,9 +51,10 @@ def run_gemm(
     y = np.zeros((q.shape[0], x.shape[1]), dtype=np.int64)
     cycles = 0
     for c0, c1 in tiles:
-        out = run_engine(q, x[:, c0:c1], cfg, backend, seed=seed, waves=waves)
+        out = run_engine(q, x[:, c0:c1], cfg, backend, seed=seed, waves=waves, stall=stall)
         y[:, c0:c1] = out["y"]
         cycles += out["cycles"]
-    res.update(y=y, cycles=cycles, model_cycles=model_cycles, cycles_match_model=cycles == model_cycles,
-               stalls=out.get("stalls", False))
+    res.update(y=y, cycles=cycles, model_cycles=model_cycles, stall=stall, log=out["log"])
+    if stall == 0:
+        res["cycles_match_model"] = cycles == model_cycles
     return res

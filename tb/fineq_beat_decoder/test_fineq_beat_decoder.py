@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import random
-
 import cocotb
 import pytest
 from cocotb.triggers import Timer
 
 from fineq import codec
 from fineq.engine import EngineConfig, beat_window, decode_beat
-from fineq_tb import runner
+from fineq_tb import clocking, runner
 from fineq_tb.scoreboard import Scoreboard
 
 
@@ -19,8 +17,8 @@ class TB:
         self.dut = dut
         self.rows = int(dut.ROWS.value)
         self.cfg = EngineConfig(rows=self.rows)
-        self.rng = random.Random(cocotb.RANDOM_SEED)
-        dut._log.info("ROWS=%d BPV=%d seed %d", self.rows, self.cfg.bpv, cocotb.RANDOM_SEED)
+        self.rng = clocking.seeded_rng(dut)
+        dut._log.info("ROWS=%d BPV=%d", self.rows, self.cfg.bpv)
         self.sb = Scoreboard("fineq_beat_decoder", dut._log)
 
     async def drive(self, blocks: list[bytes], skip: int, valid: int) -> None:

@@ -7,14 +7,12 @@ monitor: reads weights_o. Scoreboard: compares in order.
 
 from __future__ import annotations
 
-import random
-
 import cocotb
 import pytest
 from cocotb.triggers import Timer
 
 from fineq import codec
-from fineq_tb import runner
+from fineq_tb import clocking, runner
 from fineq_tb.scoreboard import Scoreboard
 
 N_RANDOM = 10_000
@@ -23,8 +21,7 @@ N_RANDOM = 10_000
 class TB:
     def __init__(self, dut, inject_error_at: int | None = None) -> None:
         self.dut = dut
-        self.rng = random.Random(cocotb.RANDOM_SEED)
-        dut._log.info("seed %d (rerun with SEED=%d)", cocotb.RANDOM_SEED, cocotb.RANDOM_SEED)
+        self.rng = clocking.seeded_rng(dut)
         self.sb = Scoreboard("fineq_decoder", dut._log, inject_error_at=inject_error_at,
                              corrupt=lambda v: v ^ (1 << 31))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import cocotb
@@ -21,8 +22,9 @@ async def start(dut: SimHandleBase, period_ns: float = 2.5, clk: str = "clk_i", 
 
 
 def seeded_rng(dut: SimHandleBase) -> random.Random:
-    """A Random seeded from cocotb's seed, which is logged so a run can be reproduced with SEED=."""
-    dut._log.info("seed %d (rerun with SEED=%d)", cocotb.RANDOM_SEED, cocotb.RANDOM_SEED)
+    """A Random seeded from this test's cocotb seed (derived from the regression seed, logged for SEED=)."""
+    dut._log.info("regression seed %s: reproduce with SEED=%s (this test's seed %d)",
+                  os.environ.get("FINEQ_SEED", "?"), os.environ.get("FINEQ_SEED", "?"), cocotb.RANDOM_SEED)
     return random.Random(cocotb.RANDOM_SEED)
 
 

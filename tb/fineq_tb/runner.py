@@ -7,7 +7,9 @@ One build directory per (toplevel, parametrization, simulator) under
 
 from __future__ import annotations
 
+import fcntl
 import os
+import random
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,6 +69,7 @@ def run(
     extra_env: Mapping[str, str] | None = None,
     test_dir: Path | None = None,
     cxx_opt: str = "-O0",
+    log_file: Path | None = None,
 ) -> Path:
     """Build ``toplevel`` for ``sim`` and run ``test_module``; returns the results file.
 
@@ -90,6 +93,9 @@ def run(
         build_args = ["-Wno-fatal", "--x-assign", "0", "--x-initial", "0", "-O3"]
         if waves:
             build_args += ["--trace-fst", "--trace-structs"]
+    build_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(build_dir.parent / f".{build_dir.name}.lock", "w")  # noqa: SIM115 - held until the build ends
+    fcntl.flock(lock, fcntl.LOCK_EX)  # parallel runs (pytest -n, fineq gemm) share builds
     runner.build(
         sources=rtl_sources(),
         hdl_toplevel=toplevel,
@@ -98,10 +104,15 @@ def run(
         build_args=build_args,
         timescale=("1ns", "1ps"),
         waves=waves,
+        log_file=log_file,
     )
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    lock.close()
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tb"), *sys.path])}
     env.update(extra_env or {})
-    seed = os.environ.get("SEED") or None
+    # cocotb derives each test's seed from this regression seed; the tests log it as SEED=...
+    seed = os.environ.get("SEED") or str(random.randrange(1 << 31))
+    env["FINEQ_SEED"] = seed
     return runner.test(
         hdl_toplevel=toplevel,
         test_module=test_module,
@@ -113,4 +124,5 @@ def run(
         extra_env=env,
         waves=waves,
         timescale=("1ns", "1ps"),
+        log_file=log_file,
     )

@@ -1,0 +1,83 @@
+"""Run a GEMM through the Verilog engine (``fineq gemm --backend icarus|verilator``).
+
+Uses the project checkout's ``rtl/`` and ``tb/``: the job goes to the pyuvm
+environment's ``GemmFileTest`` (the same driver, monitors and scoreboard as the
+regression), which writes back Y and the engine's cycle counter. Build and
+simulator logs go to ``build/gemm/<backend>-<config>-<random>/`` so that stdout stays
+clean for the caller's JSON line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .engine import EngineConfig
+from .errors import FineQError
+from .qmatrix import QuantizedMatrix
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _import_runner() -> Any:
+    tb = ROOT / "tb"
+    if not (ROOT / "rtl").is_dir() or not (tb / "fineq_tb").is_dir():
+        raise FineQError(f"RTL backends need the project checkout (rtl/ and tb/ under {ROOT})")
+    for p in (tb / "fineq_gemm_engine", tb):
+        if str(p) not in sys.path:
+            sys.path.insert(0, str(p))
+    try:
+        from fineq_tb import runner
+    except ImportError as e:  # cocotb missing
+        raise FineQError(f"RTL backends need cocotb and the simulators (scripts/setup.sh): {e}") from e
+    return runner
+
+
+def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, backend: str, seed: int = 0,
+               waves: bool = False, stall: float = 0.0, cxx_opt: str = "-O0") -> dict[str, Any]:
+    """One engine run (``x.shape[1] <= cfg.cols``). Returns ``{"y", "cycles", "sim_seconds"}``."""
+    if x.shape[1] > cfg.cols:
+        raise FineQError(f"N={x.shape[1]} exceeds COLS={cfg.cols}; tile N in the caller (fineq.run)")
+    runner = _import_runner()
+    from cocotb_tools.check_results import get_results
+
+    name = f"{cfg.rows}x{cfg.cols}d{cfg.psum_depth}"
+    (ROOT / "build" / "gemm").mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{backend}-{name}-", dir=ROOT / "build" / "gemm"))
+    job, result = work / "job.npz", work / "result.npz"
+    np.savez(job, packed=q.packed, scales=q.scales, shape=np.array(q.shape), x=x, stall=np.float64(stall))
+    result.unlink(missing_ok=True)
+    env_save = {k: os.environ.get(k) for k in ("SEED", "WAVES")}
+    os.environ["SEED"] = str(seed)
+    os.environ["WAVES"] = "1" if waves else "0"
+    try:
+        xml = runner.run("fineq_gemm_engine", "test_fineq_gemm_engine", backend,
+                         {"ROWS": cfg.rows, "COLS": cfg.cols, "PSUM_DEPTH": cfg.psum_depth}, name=name,
+                         testcase="GemmFileTest", test_dir=work, cxx_opt=cxx_opt, log_file=work / "sim.log",
+                         extra_env={"FINEQ_JOB": str(job), "FINEQ_RESULT": str(result)})
+    finally:
+        for k, v in env_save.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    ntests, nfail = get_results(Path(xml))
+    if nfail or ntests != 1 or not result.exists():
+        raise FineQError(f"the RTL run failed its scoreboard or did not finish; see {work / 'sim.log'}")
+    with np.load(result) as z:
+        y = z["y"][:, : x.shape[1]].astype(np.int64)
+        cycles = int(z["cycles"])
+    return {"y": y, "cycles": cycles, "sim_seconds": _sim_seconds(Path(xml)), "log": str(work / "sim.log")}
+
+
+def _sim_seconds(xml: Path) -> float:
+    import xml.etree.ElementTree as ET
+
+    for tc in ET.parse(xml).iter("testcase"):
+        return float(tc.get("time", "nan"))
+    return float("nan")
