@@ -17,7 +17,7 @@ SEED     ?=
 WAVES    ?=
 export SIM SEED WAVES
 
-.PHONY: setup demo test test-golden sim synth perf bench lint clean
+.PHONY: setup demo test test-golden sim synth perf bench lint clean measure
 
 setup:
 	@scripts/setup.sh
@@ -49,3 +49,6 @@ lint: setup
 
 clean:
 	rm -rf build sim_build .pytest_cache
+
+measure: setup
+	$(RUN) python sim/engine_bench.py

@@ -136,3 +136,22 @@ def engine_cycles(levels: np.ndarray, cfg: EngineConfig) -> dict[str, int]:
     }
     parts["total"] = sum(parts.values())
     return parts
+
+
+def utilization(levels: np.ndarray, n: int, cfg: EngineConfig) -> dict[str, float]:
+    """PE-array utilization of one engine run (``n <= COLS`` columns of X) with no stalls.
+
+    ``useful``: PE-cycles in which a PE emits a 1-bit of a real weight for a real
+    activation (``sum |v| * n``: the additions the GEMM needs), over all
+    PE-cycles of the run (``cycles * ROWS * COLS``).
+    ``temporal``: PE-cycles inside temporal cycles that hold a real (k, n)
+    pair, whether the bit is 1 or 0, over all PE-cycles.
+    """
+    m, k = levels.shape
+    total = engine_cycles(levels, cfg)["total"]
+    all_pe = total * cfg.rows * cfg.cols
+    useful = int(np.abs(levels).astype(np.int64).sum()) * n
+    vc = vector_cycles(levels, cfg)  # [M, tiles]
+    rows_t = np.minimum(cfg.rows, k - cfg.rows * np.arange(vc.shape[1]))
+    temporal = int((vc * rows_t[None, :]).sum()) * n
+    return {"useful": useful / all_pe, "temporal": temporal / all_pe, "cycles": total}
