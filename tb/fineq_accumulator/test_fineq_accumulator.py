@@ -13,7 +13,7 @@ from fineq_tb.scoreboard import Scoreboard
 class TB:
     def __init__(self, dut) -> None:
         self.dut = dut
-        self.cols, self.sum_w, self.acc_w = int(dut.COLS.value), int(dut.SUM_W.value), int(dut.ACC_W.value)
+        self.cols, self.sum_w, self.acc_w = (clocking.param(dut, p) for p in ("COLS", "SUM_W", "ACC_W"))
         self.rng = clocking.seeded_rng(dut)
         self.sb = Scoreboard("fineq_accumulator", dut._log, equal=lambda a, b: list(a) == list(b))
         self.acc = [0] * self.cols  # model state

@@ -13,9 +13,9 @@ from fineq_tb.scoreboard import Scoreboard
 class TB:
     def __init__(self, dut) -> None:
         self.dut = dut
-        self.n = int(dut.N.value)
-        self.w = int(dut.IN_W.value)
-        self.sum_w = int(dut.SUM_W.value)
+        self.n = clocking.param(dut, "N")
+        self.w = clocking.param(dut, "IN_W")
+        self.sum_w = clocking.param(dut, "SUM_W")
         self.rng = clocking.seeded_rng(dut)
         self.sb = Scoreboard("fineq_adder_tree", dut._log)
 

@@ -15,7 +15,7 @@ from fineq_tb.scoreboard import Scoreboard
 class TB:
     def __init__(self, dut) -> None:
         self.dut = dut
-        self.rows = int(dut.ROWS.value)
+        self.rows = clocking.param(dut, "ROWS")
         self.cfg = EngineConfig(rows=self.rows)
         self.rng = clocking.seeded_rng(dut)
         dut._log.info("ROWS=%d BPV=%d", self.rows, self.cfg.bpv)

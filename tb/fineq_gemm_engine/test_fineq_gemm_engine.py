@@ -403,7 +403,7 @@ class GemmBaseTest(uvm_test):
 
     def build_phase(self) -> None:
         dut = cocotb.top
-        self.cfg = EngineConfig(int(dut.ROWS.value), int(dut.COLS.value), int(dut.PSUM_DEPTH.value))
+        self.cfg = EngineConfig(*(clocking.param(dut, p) for p in ("ROWS", "COLS", "PSUM_DEPTH")))
         rng = clocking.seeded_rng(dut)
         ConfigDB().set(None, "*", "ENGINE", self.cfg)
         ConfigDB().set(None, "*", "RNG", rng)

@@ -13,7 +13,7 @@ from fineq_tb.scoreboard import Scoreboard
 class TB:
     def __init__(self, dut) -> None:
         self.dut = dut
-        self.w = int(dut.ACT_W.value)
+        self.w = clocking.param(dut, "ACT_W")
         self.rng = clocking.seeded_rng(dut)
         self.sb = Scoreboard("fineq_pe", dut._log)
         self.act = 0  # model state, fed from the input monitor

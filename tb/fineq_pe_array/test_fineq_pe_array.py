@@ -14,8 +14,8 @@ from fineq_tb.scoreboard import Scoreboard
 class TB:
     def __init__(self, dut) -> None:
         self.dut = dut
-        self.rows, self.cols = int(dut.ROWS.value), int(dut.COLS.value)
-        self.sum_w = int(dut.SUM_W.value)
+        self.rows, self.cols = clocking.param(dut, "ROWS"), clocking.param(dut, "COLS")
+        self.sum_w = clocking.param(dut, "SUM_W")
         self.rng = clocking.seeded_rng(dut)
         self.sb = Scoreboard("fineq_pe_array", dut._log, equal=lambda a, b: list(a) == list(b))
         self.acts = np.zeros((self.rows, self.cols), dtype=np.int64)  # model state

@@ -43,3 +43,15 @@ def lanes(value: int, width: int, count: int, is_signed: bool = True) -> list[in
 def pack(values: list[int], width: int) -> int:
     mask = (1 << width) - 1
     return sum((v & mask) << (width * i) for i, v in enumerate(values))
+
+
+def param(dut: SimHandleBase, name: str) -> int:
+    """A Verilog parameter of the DUT, or ``FINEQ_PARAM_<NAME>`` from the environment.
+
+    Gate-level netlists (synth/) have no parameters left; the runner passes
+    them in the environment instead.
+    """
+    env = os.environ.get(f"FINEQ_PARAM_{name}")
+    if env is not None:
+        return int(env)
+    return int(getattr(dut, name).value)

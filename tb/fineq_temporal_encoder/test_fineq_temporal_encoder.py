@@ -45,7 +45,7 @@ def _level(f: int) -> int:
 class TB:
     def __init__(self, dut) -> None:
         self.dut = dut
-        self.rows = int(dut.ROWS.value)
+        self.rows = clocking.param(dut, "ROWS")
         self.rng = clocking.seeded_rng(dut)
         self.model = Model(self.rows)
         self.sb = Scoreboard("fineq_temporal_encoder", dut._log)
