@@ -7,6 +7,7 @@
 #   make synth    Yosys + OpenSTA on Nangate45 -> build/synth/summary.{json,md,png}  (LIBERTY=path)
 #   make perf     cycle/energy model over LLaMA-2 7B/13B layers -> build/perf/
 #   make bench    quantizer throughput/memory benchmark
+#   make measure  Verilator speed of the 64x64 engine and PE utilization
 #   make lint     ruff + verilator --lint-only -Wall on every RTL file
 
 RUN      := scripts/venv-env.sh
@@ -38,7 +39,7 @@ synth: setup
 	$(RUN) bash synth/run.sh
 
 perf: setup
-	$(RUN) fineq perf
+	$(RUN) fineq perf --json build/perf/perf.json
 
 bench: setup
 	$(RUN) fineq bench

@@ -117,12 +117,14 @@ module fineq_gemm_engine #(
   wire wgt_fire = wgt_valid_i && wgt_ready_o;
   wire act_fire = act_valid_i && act_ready_o;
 
+  wire enc_step = t_adv && !enc_last;  // named: synth/activity.py reads it from the VCD
+
   fineq_temporal_encoder #(.ROWS(ROWS)) u_enc (
     .clk_i  (clk_i),
     .rst_ni (rst_ni),
     .load_i (d_to_t),
     .vec_i  (dvec_q),
-    .step_i (t_adv && !enc_last),
+    .step_i (enc_step),
     .bits_o (enc_bits),
     .signs_o(enc_signs),
     .first_o(enc_first),
@@ -153,13 +155,14 @@ module fineq_gemm_engine #(
   reg  [COLS*ACC_W-1:0] psum_q [0:PSUM_DEPTH-1];
   wire [COLS*ACC_W-1:0] psum_rd = psum_q[em_q];
   wire [COLS*ACC_W-1:0] acc_sum;
+  wire [COLS*ACC_W-1:0] acc_base = first_tile_q ? {COLS*ACC_W{1'b0}} : psum_rd;
 
   fineq_accumulator #(.COLS(COLS), .SUM_W(SUM_W), .ACC_W(ACC_W)) u_acc (
     .clk_i  (clk_i),
     .rst_ni (rst_ni),
     .en_i   (t_adv),
     .first_i(enc_first),
-    .base_i (first_tile_q ? {COLS*ACC_W{1'b0}} : psum_rd),
+    .base_i (acc_base),
     .sum_i  (col_sum),
     .sum_o  (acc_sum)
   );

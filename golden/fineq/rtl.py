@@ -39,7 +39,8 @@ def _import_runner() -> Any:
 
 
 def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, backend: str, seed: int = 0,
-               waves: bool = False, stall: float = 0.0, cxx_opt: str = "-O0") -> dict[str, Any]:
+               waves: bool = False, stall: float = 0.0, cxx_opt: str = "-O0",
+               trace_depth: int | None = None) -> dict[str, Any]:
     """One engine run (``x.shape[1] <= cfg.cols``). Returns ``{"y", "cycles", "sim_seconds"}``."""
     if x.shape[1] > cfg.cols:
         raise FineQError(f"N={x.shape[1]} exceeds COLS={cfg.cols}; tile N in the caller (fineq.run)")
@@ -54,12 +55,12 @@ def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, backend: st
     result.unlink(missing_ok=True)
     env_save = {k: os.environ.get(k) for k in ("SEED", "WAVES")}
     os.environ["SEED"] = str(seed)
-    os.environ["WAVES"] = "1" if waves else "0"
+    os.environ["WAVES"] = "1" if (waves or trace_depth is not None) else "0"
     try:
         xml = runner.run("fineq_gemm_engine", "test_fineq_gemm_engine", backend,
                          {"ROWS": cfg.rows, "COLS": cfg.cols, "PSUM_DEPTH": cfg.psum_depth}, name=name,
                          testcase="GemmFileTest", test_dir=work, cxx_opt=cxx_opt, log_file=work / "sim.log",
-                         extra_env={"FINEQ_JOB": str(job), "FINEQ_RESULT": str(result)})
+                         extra_env={"FINEQ_JOB": str(job), "FINEQ_RESULT": str(result)}, trace_depth=trace_depth)
     finally:
         for k, v in env_save.items():
             if v is None:
@@ -72,7 +73,8 @@ def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, backend: st
     with np.load(result) as z:
         y = z["y"][:, : x.shape[1]].astype(np.int64)
         cycles = int(z["cycles"])
-    return {"y": y, "cycles": cycles, "sim_seconds": _sim_seconds(Path(xml)), "log": str(work / "sim.log")}
+    return {"y": y, "cycles": cycles, "sim_seconds": _sim_seconds(Path(xml)), "log": str(work / "sim.log"),
+            "work": str(work)}
 
 
 def _sim_seconds(xml: Path) -> float:

@@ -70,12 +70,18 @@ def run(
     test_dir: Path | None = None,
     cxx_opt: str = "-O0",
     log_file: Path | None = None,
+    sources: list[Path] | None = None,
+    build_root: Path | None = None,
+    trace_depth: int | None = None,
 ) -> Path:
     """Build ``toplevel`` for ``sim`` and run ``test_module``; returns the results file.
 
     ``cxx_opt`` is the C++ optimization of Verilator builds: ``-O0`` (default)
     compiles the 64 x 64 designs several times faster for short test runs;
     benchmarks pass ``-O2``. It is part of the build directory's name.
+    ``sources`` replaces the RTL (gate-level netlists from synth/); ``build_root``
+    replaces ``build/sim``; ``trace_depth`` (Verilator) dumps a VCD of the top
+    levels of the hierarchy only (switching activity for synth/).
     """
     if sim == "verilator":
         _ensure_verilator_env()
@@ -85,19 +91,23 @@ def run(
         )
         name = f"{name}{cxx_opt}"
     parameters = dict(parameters or {})
-    waves = os.environ.get("WAVES", "") not in ("", "0")
-    build_dir = BUILD / toplevel / f"{name}-{sim}"
+    waves = os.environ.get("WAVES", "") not in ("", "0") or trace_depth is not None
+    if trace_depth is not None:
+        name = f"{name}-trace{trace_depth}"
+    build_dir = (build_root or BUILD) / toplevel / f"{name}-{sim}"
     runner = get_runner(sim)
     build_args: list[str] = []
     if sim == "verilator":
         build_args = ["-Wno-fatal", "--x-assign", "0", "--x-initial", "0", "-O3"]
-        if waves:
-            build_args += ["--trace-fst", "--trace-structs"]
+        if waves:  # the runner adds --trace (a VCD, dump.vcd in the test folder)
+            build_args += ["--trace-structs"]
+        if trace_depth is not None:
+            build_args += ["--trace-depth", str(trace_depth)]
     build_dir.mkdir(parents=True, exist_ok=True)
     lock = open(build_dir.parent / f".{build_dir.name}.lock", "w")  # noqa: SIM115 - held until the build ends
     fcntl.flock(lock, fcntl.LOCK_EX)  # parallel runs (pytest -n, fineq gemm) share builds
     runner.build(
-        sources=rtl_sources(),
+        sources=sources or rtl_sources(),
         hdl_toplevel=toplevel,
         parameters=parameters,
         build_dir=build_dir,

@@ -12,6 +12,8 @@ the tiles with fineq.gemm of the whole GEMM.
 
 from __future__ import annotations
 
+import os
+
 import cocotb
 import numpy as np
 import pytest
@@ -157,6 +159,22 @@ async def mac_scoreboard_catches_injected_error(dut):
     dut._log.info("scoreboard reported the injected error, as it must")
 
 
+@cocotb.test()
+async def mac_file_job(dut):
+    """Runs the GEMM in $FINEQ_JOB (synth/activity.py: the switching-activity workload), checked as above."""
+    job = os.environ.get("FINEQ_JOB")
+    if not job:
+        return
+    tb = TB(dut)
+    await setup(dut)
+    cocotb.start_soon(tb.monitor())
+    with np.load(job) as z:
+        q = fineq.QuantizedMatrix(z["packed"], z["scales"], tuple(int(v) for v in z["shape"]))
+        x = z["x"]
+    await tb.run_gemm(q, x)
+    tb.sb.check(min_compared=2)
+
+
 CONFIGS = [(sim, r, c) for sim, r, c in [("icarus", 8, 4), ("verilator", 8, 4), ("verilator", 64, 64)]
            if sim in runner.simulators()]
 
@@ -165,4 +183,4 @@ CONFIGS = [(sim, r, c) for sim, r, c in [("icarus", 8, 4), ("verilator", 8, 4), 
 @pytest.mark.parametrize("sim,rows,cols", CONFIGS)
 def test_mac_systolic_array(sim, rows, cols):
     runner.run("mac_systolic_array", "test_mac_systolic_array", sim, {"ROWS": rows, "COLS": cols},
-               name=f"{rows}x{cols}")
+               name=f"{rows}x{cols}", testcase=["mac_random_gemms", "mac_scoreboard_catches_injected_error"])

@@ -1,0 +1,251 @@
+"""Cycle-level performance and energy model: FineQ engine vs MAC systolic array (``fineq perf``).
+
+Cycles
+  FineQ: ``engine.engine_cycles`` per engine run (exact: the RTL's cycle
+  counter equals it, see tb/fineq_gemm_engine and tests/test_perf.py), times
+  ``ceil(N / COLS)`` runs (N is tiled by the driver).
+  MAC: the schedule of the input-stationary MAC array as its testbench drives
+  it: per K tile, ``rows_t`` preload cycles, ``M`` weight vectors one per cycle,
+  and ``ROWS + COLS - 1`` cycles to drain the skew; times ``ceil(N / COLS)``.
+  (The testbench checks every output at exactly the cycle this schedule gives.)
+
+Energy
+  ``E = P * cycles / f``, with ``P`` the total power that ``make synth`` reports
+  (build/synth/summary.json, VCD activity, 400 MHz): FineQ = PE array with
+  encoders and accumulators + the weight decoders; MAC = MAC systolic array
+  with the same column accumulators. Memory accesses are not added: both
+  arrays read the same packed weights and int8 activations, so they would add
+  the same energy to both and lower the ratio; the model says so rather than
+  guess an SRAM figure.
+
+Workloads
+  The linear layers (q, k, v, o, gate, up, down) of LLaMA-2-7B (32 layers,
+  4096 / 11008) and 13B (40 layers, 5120 / 13824) at sequence lengths N. Weights
+  are synthetic (fineq.synthetic.heavy_tailed: Student-t df=4, 1% outlier
+  input channels x10, one matrix per layer type, shared by all layers) or real,
+  from a safetensors file or torch state dict (every ``*_proj.weight``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .engine import EngineConfig, vector_cycles
+from .errors import FineQError
+from .qmatrix import quantize
+from .synthetic import heavy_tailed
+
+MODELS = {
+    "llama2-7b": {"hidden": 4096, "inter": 11008, "layers": 32},
+    "llama2-13b": {"hidden": 5120, "inter": 13824, "layers": 40},
+}
+SEQS = (32, 256, 1024, 2048)
+PROJ = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+PAPER_MAX_EFFICIENCY = 1.79
+
+
+def layer_shapes(model: str) -> dict[str, tuple[int, int]]:
+    """``{projection: (M, K)}`` (weight ``[out, in]``) of one transformer layer."""
+    h, i = MODELS[model]["hidden"], MODELS[model]["inter"]
+    return {"q_proj": (h, h), "k_proj": (h, h), "v_proj": (h, h), "o_proj": (h, h),
+            "gate_proj": (i, h), "up_proj": (i, h), "down_proj": (h, i)}
+
+
+@dataclass
+class Layer:
+    name: str
+    m: int
+    k: int
+    count: int
+    vec_cycles: int  # sum over weight vectors of max(1, max |v|): the temporal cycles of one engine run
+
+
+def layer_from_levels(name: str, levels: np.ndarray, count: int, cfg: EngineConfig) -> Layer:
+    m, k = levels.shape
+    return Layer(name, m, k, count, int(vector_cycles(levels, cfg).sum()))
+
+
+def fineq_cycles(layer: Layer, n: int, cfg: EngineConfig) -> int:
+    """Exact FineQ engine cycles for ``Y[M, N] = V @ X`` (N tiled by COLS), no stalls."""
+    chunks = -(-layer.m // cfg.psum_depth)
+    tiles = -(-layer.k // cfg.rows)
+    per_run = chunks * layer.k + 2 * chunks * tiles + layer.vec_cycles + 1
+    return -(-n // cfg.cols) * per_run
+
+
+def mac_cycles(m: int, k: int, n: int, cfg: EngineConfig) -> int:
+    """MAC systolic array cycles: per K tile preload + M vectors + ROWS + COLS - 1 drain; N tiled by COLS."""
+    tiles = -(-k // cfg.rows)
+    per_run = k + tiles * (m + cfg.rows + cfg.cols - 1)
+    return -(-n // cfg.cols) * per_run
+
+
+def synthetic_layers(model: str, cfg: EngineConfig, seed: int = 0) -> list[Layer]:
+    out = []
+    for j, (name, (m, k)) in enumerate(layer_shapes(model).items()):
+        lv = quantize(heavy_tailed(m, k, seed=seed + j)).levels()
+        out.append(layer_from_levels(name, lv, MODELS[model]["layers"], cfg))
+    return out
+
+
+def load_weight_file(path: str | Path) -> dict[str, np.ndarray]:
+    """``{name: float32 [out, in]}`` for every ``*_proj.weight`` in a safetensors file or torch state dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FineQError(f"weights file {path} does not exist")
+    import torch
+
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(path))
+        else:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+                sd = sd["state_dict"]
+    except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
+        raise FineQError(f"{path}: not a readable safetensors file or torch state dict ({e})") from e
+    if not isinstance(sd, dict):
+        raise FineQError(f"{path}: expected a state dict, got {type(sd).__name__}")
+    out = {}
+    for name, t in sd.items():
+        if re.search(r"(" + "|".join(PROJ) + r")\.weight$", name) and hasattr(t, "dim") and t.dim() == 2:
+            out[name] = t.detach().to(torch.float32).numpy()
+    if not out:
+        raise FineQError(f"{path}: no *_proj.weight matrices ({', '.join(PROJ)}) found")
+    return out
+
+
+def file_layers(path: str | Path, cfg: EngineConfig) -> list[Layer]:
+    return [layer_from_levels(name, quantize(w).levels(), 1, cfg) for name, w in load_weight_file(path).items()]
+
+
+def load_power(summary: str | Path) -> dict[str, Any] | None:
+    """FineQ and MAC power (mW) and clock from make synth's summary.json, or None if there is none."""
+    p = Path(summary)
+    if not p.is_file():
+        return None
+    s = json.loads(p.read_text())
+    if s.get("mode") != "liberty":
+        return None
+    d = s["designs"]
+    return {"fineq_mw": d["fineq_pe_array"]["power_mw"]["total"] + d["fineq_decoders"]["power_mw"]["total"],
+            "mac_mw": d["mac_systolic_array"]["power_mw"]["total"], "clock_mhz": s["clock_mhz"],
+            "array": s["array"], "source": str(p)}
+
+
+def evaluate(layers: list[Layer], n: int, cfg: EngineConfig, power: dict[str, Any] | None,
+             clock_mhz: float = 400.0) -> dict[str, Any]:
+    rows = []
+    for ly in layers:
+        fc = fineq_cycles(ly, n, cfg) * ly.count
+        mc = mac_cycles(ly.m, ly.k, n, cfg) * ly.count
+        rows.append({"layer": ly.name, "m": ly.m, "k": ly.k, "n": n, "count": ly.count,
+                     "fineq_cycles": fc, "mac_cycles": mc})
+    tot = {"fineq_cycles": sum(r["fineq_cycles"] for r in rows), "mac_cycles": sum(r["mac_cycles"] for r in rows)}
+    ops = sum(2 * r["m"] * r["k"] * n * r["count"] for r in rows)
+    f = clock_mhz * 1e6
+    tot["fineq_seconds"], tot["mac_seconds"] = tot["fineq_cycles"] / f, tot["mac_cycles"] / f
+    tot["fineq_gops"], tot["mac_gops"] = ops / tot["fineq_seconds"] / 1e9, ops / tot["mac_seconds"] / 1e9
+    if power:
+        for r in rows:
+            r["fineq_uj"] = power["fineq_mw"] * 1e-3 * r["fineq_cycles"] / f * 1e6
+            r["mac_uj"] = power["mac_mw"] * 1e-3 * r["mac_cycles"] / f * 1e6
+            r["efficiency"] = r["mac_uj"] / r["fineq_uj"]
+        tot["fineq_mj"] = sum(r["fineq_uj"] for r in rows) / 1e3
+        tot["mac_mj"] = sum(r["mac_uj"] for r in rows) / 1e3
+        tot["efficiency"] = tot["mac_mj"] / tot["fineq_mj"]
+    return {"layers": rows, "total": tot, "n": n}
+
+
+def _table(model: str, res: dict[str, Any], power: dict[str, Any] | None) -> str:
+    t = res["total"]
+    head = f"{'layer':<28}{'M':>7}{'K':>7}{'x':>4}{'FineQ cycles':>15}{'MAC cycles':>15}"
+    if power:
+        head += f"{'FineQ uJ':>12}{'MAC uJ':>12}{'eff.':>7}"
+    lines = [f"== {model}, sequence length {res['n']}", head]
+    for r in res["layers"]:
+        line = f"{r['layer'][-28:]:<28}{r['m']:>7}{r['k']:>7}{r['count']:>4}{r['fineq_cycles']:>15,}{r['mac_cycles']:>15,}"
+        if power:
+            line += f"{r['fineq_uj']:>12.1f}{r['mac_uj']:>12.1f}{r['efficiency']:>7.2f}"
+        lines.append(line)
+    lines.append(f"total: FineQ {t['fineq_cycles']:,} cycles ({t['fineq_seconds'] * 1e3:.1f} ms, {t['fineq_gops']:.1f} GOPS), "
+                 f"MAC {t['mac_cycles']:,} cycles ({t['mac_seconds'] * 1e3:.1f} ms, {t['mac_gops']:.1f} GOPS) at 400 MHz")
+    if power:
+        lines.append(f"energy: FineQ {t['fineq_mj']:.3f} mJ, MAC {t['mac_mj']:.3f} mJ; "
+                     f"energy efficiency FineQ / MAC = {t['efficiency']:.2f}x (paper: up to {PAPER_MAX_EFFICIENCY}x)")
+    return "\n".join(lines)
+
+
+def chart(results: dict[str, dict[int, dict[str, Any]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    labels, vals = [], []
+    for model, by_n in results.items():
+        for n, res in by_n.items():
+            labels.append(f"{model}\nN={n}")
+            vals.append(res["total"]["efficiency"])
+    xs = np.arange(len(vals))
+    ax.bar(xs - 0.2, [1.0] * len(vals), 0.4, label="MAC systolic array", color="#999999")
+    ax.bar(xs + 0.2, vals, 0.4, label="FineQ", color="#1f77b4")
+    for x, v in zip(xs, vals, strict=True):
+        ax.text(x + 0.2, v + 0.02, f"{v:.2f}", ha="center", fontsize=8)
+    ax.axhline(PAPER_MAX_EFFICIENCY, ls="--", color="#d62728", lw=1, label=f"paper, best case ({PAPER_MAX_EFFICIENCY}x)")
+    ax.set_xticks(xs, labels, fontsize=7)
+    ax.set_ylabel("normalized energy efficiency")
+    ax.set_title("Energy efficiency, FineQ vs MAC systolic array (64x64, 400 MHz)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def cli_perf(a: argparse.Namespace) -> int:
+    cfg = EngineConfig()
+    power = load_power(a.synth)
+    if power is None:
+        print(f"no synthesis report with power at {a.synth}: run `LIBERTY=... make synth` for energy; "
+              "showing cycles and throughput only")
+    elif power["array"] != [cfg.rows, cfg.cols]:
+        raise FineQError(f"{a.synth} is for a {power['array']} array; the model is 64 x 64: rerun make synth")
+    seqs = a.seq or list(SEQS)
+    if any(n < 1 for n in seqs):
+        raise FineQError(f"sequence lengths must be positive, got {seqs}")
+    models = a.model or (["weights"] if a.weights else list(MODELS))
+    results: dict[str, dict[int, dict[str, Any]]] = {}
+    t0 = time.perf_counter()
+    for model in models:
+        if a.weights:
+            layers = file_layers(a.weights, cfg)
+            model = f"{model} ({Path(a.weights).name})" if model != "weights" else Path(a.weights).name
+        else:
+            print(f"quantizing synthetic {model} layer weights ...", flush=True)
+            layers = synthetic_layers(model, cfg)
+        results[model] = {}
+        for n in seqs:
+            res = evaluate(layers, n, cfg, power)
+            results[model][n] = res
+            print(_table(model, res, power))
+    print(f"({time.perf_counter() - t0:.1f} s)")
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps({"power": power, "results": results}, indent=1, default=str))
+    if power:
+        chart(results, Path(a.chart))
+        print(f"chart: {a.chart}")
+        summ = {m: {n: round(r["total"]["efficiency"], 3) for n, r in by.items()} for m, by in results.items()}
+        print(json.dumps({"efficiency": summ, "paper_max": PAPER_MAX_EFFICIENCY}))
+    return 0

@@ -1,0 +1,204 @@
+"""Step 5: build/synth/summary.json, summary.md and summary.png from the steps' results.
+
+Full designs are composed from the proven units by instance count:
+  fineq_pe_array      = COLS x (column: ROWS PEs + adder tree) + COLS x accumulator + 1 temporal encoder
+  mac_systolic_array  = COLS x (column: ROWS MAC PEs)          + COLS x accumulator
+  fineq_decoders      = 1 beat decoder (BPV block decoders) feeding the array
+The flat synthesis of a FLAT_ROWS x FLAT_COLS array checks that composition.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import settings as S  # noqa: E402
+
+PAPER = {"area_reduction_pct": 61.2, "power_reduction_pct": 62.9,
+         "breakdown_pct": {"accumulators": 71.8, "pe_array": 25.9, "temporal_encoders": 2.3}}
+COMPOSITION = {
+    "fineq_pe_array": [("fineq_col", S.COLS), ("fineq_acc", S.COLS), ("fineq_enc", 1)],
+    "mac_systolic_array": [("mac_col", S.COLS), ("mac_acc", S.COLS)],
+    "fineq_decoders": [("fineq_dec", 1)],
+    "fineq_array_no_accumulators": [("fineq_col", S.COLS), ("fineq_enc", 1)],
+    "mac_array_no_accumulators": [("mac_col", S.COLS)],
+}
+
+
+def _sum(parts: list[tuple[list[float], int]]) -> list[float]:
+    out = [0.0, 0.0, 0.0, 0.0]
+    for vals, n in parts:
+        out = [a + n * b for a, b in zip(out, vals, strict=True)]
+    return out
+
+
+def _pw(v: list[float]) -> dict[str, float]:
+    return {"internal": v[0], "switching": v[1], "leakage": v[2], "total": v[3]}
+
+
+def main() -> None:
+    syn = json.loads((S.BUILD / "synth.json").read_text())
+    proof = json.loads((S.BUILD / "prove.json").read_text())
+    libfree = not S.LIBERTY
+    sta = {} if libfree else json.loads((S.BUILD / "sta.json").read_text())
+    act = {} if libfree else json.loads((S.BUILD / "activity.json").read_text())
+    unproven = [u for u, r in proof.items() if not r["equal"]]
+    if unproven:
+        raise SystemExit(f"units not proven equal to their RTL: {unproven}")
+    designs: dict[str, dict] = {}
+    for name, comp in COMPOSITION.items():
+        d: dict = {"composition": {u: n for u, n in comp}, "cells": sum(syn[u]["cells"] * n for u, n in comp),
+                   "netlists_proven": all(proof[u]["equal"] for u, _ in comp)}
+        if libfree:
+            d["transistors"] = sum(syn[u]["transistors"] * n for u, n in comp)
+            d.update(area_um2=None, area_mm2=None, power_mw=None, slack_ns=None, fmax_mhz=None)
+        else:
+            d["area_um2"] = sum(syn[u]["area_um2"] * n for u, n in comp)
+            d["area_mm2"] = d["area_um2"] / 1e6
+            d["power_mw"] = _pw(_sum([(sta[u]["power_vcd"], n) for u, n in comp]))
+            d["power_mw_default_activity"] = _pw(_sum([(sta[u]["power_default"], n) for u, n in comp]))
+            slack = min(sta[u]["slack_ns"] for u, _ in comp)
+            d["slack_ns"] = slack
+            d["fmax_mhz"] = 1000.0 / (S.PERIOD_NS - slack)
+        designs[name] = d
+
+    summary: dict = {
+        "mode": "library-free" if libfree else "liberty",
+        "liberty": S.LIBERTY or None,
+        "clock_mhz": S.CLOCK_MHZ,
+        "array": [S.ROWS, S.COLS],
+        "activity": (f"VCD of RTL simulation: GEMM M={act['workload']['m']} K={act['workload']['k']} "
+                     f"N={act['workload']['n']}, heavy-tailed weights quantized by fineq, uniform int8 activations; "
+                     "per-input-port-bit toggle rate and duty on each block, propagated by OpenSTA"
+                     if act else "none (library-free)"),
+        "flow": "Yosys 0.23 synth (no extract_fa), dfflibmap, abc -liberty -D <period>, hierarchical units; "
+                "OpenSTA 2.0.17 with the liberty's default wire load; every unit netlist proven by gate-level "
+                "simulation of its cocotb testbench against the golden model",
+        "designs": designs,
+        "units": {u: {**syn[u], "proof": proof[u], **({"sta": sta[u]} if u in sta else {})} for u in syn},
+    }
+    fq, mac = designs["fineq_pe_array"], designs["mac_systolic_array"]
+    key = "transistors" if libfree else "area_um2"
+    cmp = {"area_reduction_pct": 100 * (1 - fq[key] / mac[key]), "paper_area_reduction_pct": PAPER["area_reduction_pct"],
+           "area_metric": key}
+    core = designs["fineq_array_no_accumulators"], designs["mac_array_no_accumulators"]
+    cmp["area_reduction_pct_without_accumulators"] = 100 * (1 - core[0][key] / core[1][key])
+    if not libfree:
+        cmp["power_reduction_pct"] = 100 * (1 - fq["power_mw"]["total"] / mac["power_mw"]["total"])
+        cmp["power_reduction_pct_default_activity"] = 100 * (
+            1 - fq["power_mw_default_activity"]["total"] / mac["power_mw_default_activity"]["total"])
+        cmp["power_reduction_pct_without_accumulators"] = 100 * (
+            1 - core[0]["power_mw"]["total"] / core[1]["power_mw"]["total"])
+        cmp["paper_power_reduction_pct"] = PAPER["power_reduction_pct"]
+        g = sta["fineq_col"]["groups_vcd"]
+        pe = S.COLS * (g.get("pe", [0, 0, 0, 0])[3] + g.get("other", [0, 0, 0, 0])[3])
+        accu = S.COLS * (g.get("tree", [0, 0, 0, 0])[3] + sta["fineq_acc"]["power_vcd"][3])
+        enc = sta["fineq_enc"]["power_vcd"][3]
+        tot = pe + accu + enc
+        summary["fineq_power_breakdown"] = {
+            "mw": {"accumulators": accu, "pe_array": pe, "temporal_encoders": enc},
+            "pct": {"accumulators": 100 * accu / tot, "pe_array": 100 * pe / tot, "temporal_encoders": 100 * enc / tot},
+            "paper_pct": PAPER["breakdown_pct"],
+            "note": "accumulators = the column adder trees (which apply the signs) + the column accumulators",
+        }
+    summary["fineq_vs_mac"] = cmp
+    flat = {}
+    for fam, (fl, col) in {"fineq": ("fineq_flat", "fineq_col_small"), "mac": ("mac_flat", "mac_col_small")}.items():
+        est = S.FLAT_COLS * syn[col][key]
+        flat[fam] = {"flat": syn[fl][key], "columns_x_count": est, "difference_pct": 100 * (syn[fl][key] / est - 1),
+                     "array": [S.FLAT_ROWS, S.FLAT_COLS]}
+    summary["flat_cross_check"] = flat
+    (S.BUILD / "summary.json").write_text(json.dumps(summary, indent=1))
+    md = markdown(summary)
+    (S.BUILD / "summary.md").write_text(md)
+    if not libfree:
+        chart(summary, S.BUILD / "summary.png")
+    print(md)
+
+
+def markdown(s: dict) -> str:
+    lib = s["mode"] == "liberty"
+    out = [f"# Synthesis summary ({s['mode']})", ""]
+    if not lib:
+        out += ["**No liberty was given (LIBERTY unset): these are Yosys's library-free estimates (transistor counts "
+                "of a generic CMOS mapping, `stat -tech cmos`). No area in um^2, no timing, no power.**", ""]
+    out += [f"Array {s['array'][0]} x {s['array'][1]}, clock {s['clock_mhz']:.0f} MHz, liberty `{s['liberty']}`.",
+            f"Flow: {s['flow']}.", f"Activity: {s['activity']}.", ""]
+    if lib:
+        out += ["| design | area um^2 | area mm^2 | cells | internal mW | switching mW | leakage mW | total mW "
+                "| total mW (default activity) | slack ns | fmax MHz |", "|---" * 11 + "|"]
+        for n, d in s["designs"].items():
+            p, q = d["power_mw"], d["power_mw_default_activity"]
+            out.append(f"| {n} | {d['area_um2']:.0f} | {d['area_mm2']:.4f} | {d['cells']} | {p['internal']:.2f} | "
+                       f"{p['switching']:.2f} | {p['leakage']:.3f} | {p['total']:.2f} | {q['total']:.2f} | "
+                       f"{d['slack_ns']:+.3f} | {d['fmax_mhz']:.0f} |")
+    else:
+        out += ["| design | transistors | cells |", "|---|---|---|"]
+        out += [f"| {n} | {d['transistors']} | {d['cells']} |" for n, d in s["designs"].items()]
+    c = s["fineq_vs_mac"]
+    out += ["", "## FineQ array vs MAC systolic array", "", "| | this flow | paper |", "|---|---|---|",
+            f"| area reduction ({c['area_metric']}) | {c['area_reduction_pct']:.1f}% | {c['paper_area_reduction_pct']}% |",
+            f"| area reduction, accumulators left out of both | {c['area_reduction_pct_without_accumulators']:.1f}% | |"]
+    if lib:
+        out += [f"| power reduction (VCD activity) | {c['power_reduction_pct']:.1f}% | {c['paper_power_reduction_pct']}% |",
+                f"| power reduction (default activity 0.1) | {c['power_reduction_pct_default_activity']:.1f}% | |",
+                f"| power reduction, accumulators left out of both | {c['power_reduction_pct_without_accumulators']:.1f}% | |"]
+        b = s["fineq_power_breakdown"]
+        out += ["", "## FineQ array power breakdown (the paper's Figure 8)", "", "| part | mW | this flow | paper |",
+                "|---|---|---|---|"]
+        out += [f"| {k} | {b['mw'][k]:.2f} | {b['pct'][k]:.1f}% | {b['paper_pct'][k]}% |" for k in b["pct"]]
+        out += ["", b["note"] + "."]
+    f = s["flat_cross_check"]
+    out += ["", "## Scaling cross-check", ""]
+    out += [f"- {fam}: {v['array'][0]}x{v['array'][1]} array synthesized flat = {v['flat']:.0f}; its column synthesized "
+            f"alone x {v['array'][1]} = {v['columns_x_count']:.0f}; difference {v['difference_pct']:+.1f}%."
+            for fam, v in f.items()]
+    return "\n".join(out) + "\n"
+
+
+def chart(s: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c, b = s["fineq_vs_mac"], s["fineq_power_breakdown"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    lab = ["area", "power"]
+    ours = [c["area_reduction_pct"], c["power_reduction_pct"]]
+    paper = [c["paper_area_reduction_pct"], c["paper_power_reduction_pct"]]
+    xs = range(2)
+    a1.bar([x - 0.2 for x in xs], ours, 0.4, label="this flow (Nangate45, Yosys+OpenSTA)")
+    a1.bar([x + 0.2 for x in xs], paper, 0.4, label="paper (45 nm, commercial)")
+    for x, v in zip(xs, ours, strict=True):
+        a1.text(x - 0.2, v + 1, f"{v:.1f}%", ha="center")
+    for x, v in zip(xs, paper, strict=True):
+        a1.text(x + 0.2, v + 1, f"{v:.1f}%", ha="center")
+    a1.set_xticks(list(xs), lab)
+    a1.set_ylabel("reduction vs MAC systolic array (%)")
+    a1.set_title(f"FineQ vs MAC array, {s['array'][0]}x{s['array'][1]} @ {s['clock_mhz']:.0f} MHz")
+    a1.set_ylim(0, 100)
+    a1.legend(fontsize=8)
+    parts = list(b["pct"])
+    bottom_o, bottom_p = 0.0, 0.0
+    for p in parts:
+        a2.bar(0, b["pct"][p], 0.5, bottom=bottom_o, label=p)
+        a2.text(0, bottom_o + b["pct"][p] / 2, f"{b['pct'][p]:.1f}%", ha="center", va="center")
+        bottom_o += b["pct"][p]
+    a2.set_prop_cycle(None)
+    for p in parts:
+        a2.bar(1, b["paper_pct"][p], 0.5, bottom=bottom_p)
+        a2.text(1, bottom_p + b["paper_pct"][p] / 2, f"{b['paper_pct'][p]:.1f}%", ha="center", va="center")
+        bottom_p += b["paper_pct"][p]
+    a2.set_xticks([0, 1], ["this flow", "paper Fig. 8"])
+    a2.set_ylabel("share of FineQ array power (%)")
+    a2.set_title("FineQ array power breakdown")
+    a2.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+# Synthesize one unit (environment: UNIT_TOP, UNIT_HP = "-set K V ...", UNIT_FLATTEN 0/1,
+# LIB = uncompressed liberty or empty, CLOCK_PS, OUT = output folder). Run from the repository root.
+yosys -import
+set top $::env(UNIT_TOP)
+set lib $::env(LIB)
+set out $::env(OUT)
+foreach f [lsort [glob rtl/*.v rtl/*/*.v]] { read_verilog $f }
+# chparam on the elaborated top (read_verilog -defer with hierarchy -chparam trips an assertion in 0.23)
+if {$::env(UNIT_HP) ne ""} { chparam {*}$::env(UNIT_HP) $top }
+hierarchy -check -top $top
+yosys rename -top $top
+# Plain synth: no extract_fa (wrong results in Yosys 0.23), alumacc on, hierarchy kept unless flattened.
+if {$::env(UNIT_FLATTEN)} { synth -top $top -flatten } else { synth -top $top }
+if {$lib ne ""} {
+  dfflibmap -liberty $lib
+  abc -liberty $lib -D $::env(CLOCK_PS)
+  hilomap -singleton -hicell LOGIC1_X1 Z -locell LOGIC0_X1 Z
+  splitnets
+  opt_clean -purge
+  insbuf -buf BUF_X1 A Z
+  tee -o $out/stat.txt stat -liberty $lib -top $top
+} else {
+  # library-free: map to simple CMOS gates and count transistors
+  abc -g cmos2
+  opt_clean -purge
+  tee -o $out/stat.txt stat -tech cmos -top $top
+}
+write_verilog -noattr -noexpr $out/netlist.v

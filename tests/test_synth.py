@@ -1,0 +1,53 @@
+"""make synth on a small array (a few minutes): the report exists, every netlist is proven, numbers are sane."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"ROWS": "8", "COLS": "4", "FLAT_ROWS": "4", "FLAT_COLS": "4", "ACT_M": "8", "ACT_K": "40", "ACT_N": "4"}
+
+
+def run_synth(build: str, liberty: str) -> dict:
+    env = dict(os.environ, **SMALL, SYNTH_BUILD=build, LIBERTY=liberty)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    res = subprocess.run(["bash", "synth/run.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return json.loads((ROOT / build / "summary.json").read_text())
+
+
+@pytest.mark.synth
+@pytest.mark.skipif(not os.environ.get("LIBERTY"), reason="needs LIBERTY (CI sets it); the library-free test runs")
+def test_synth_small_with_liberty():
+    s = run_synth("build/synth-test-lib", os.environ["LIBERTY"])
+    assert s["mode"] == "liberty" and s["clock_mhz"] == 400
+    for name in ("fineq_pe_array", "mac_systolic_array", "fineq_decoders"):
+        d = s["designs"][name]
+        assert d["netlists_proven"] is True
+        assert d["area_um2"] > 100 and d["cells"] > 10 and d["area_mm2"] == pytest.approx(d["area_um2"] / 1e6)
+        p = d["power_mw"]
+        assert all(p[k] >= 0 for k in p) and p["total"] > 0
+        assert p["total"] == pytest.approx(p["internal"] + p["switching"] + p["leakage"], rel=1e-6)
+        assert 0 < d["fmax_mhz"] < 5000 and isinstance(d["slack_ns"], float)
+    c = s["fineq_vs_mac"]
+    assert -100 < c["area_reduction_pct"] < 100 and -100 < c["power_reduction_pct"] < 100
+    b = s["fineq_power_breakdown"]["pct"]
+    assert sum(b.values()) == pytest.approx(100) and all(v > 0 for v in b.values())
+    for fam in ("fineq", "mac"):
+        assert abs(s["flat_cross_check"][fam]["difference_pct"]) < 25
+    assert all(u["proof"]["equal"] and u["proof"]["tests"] > 0 for u in s["units"].values())
+    assert (ROOT / "build/synth-test-lib/summary.png").stat().st_size > 10_000
+    assert "FineQ array vs MAC systolic array" in (ROOT / "build/synth-test-lib/summary.md").read_text()
+
+
+@pytest.mark.synth
+def test_synth_small_library_free():
+    s = run_synth("build/synth-test-free", "")
+    assert s["mode"] == "library-free" and s["liberty"] is None
+    for d in s["designs"].values():
+        assert d["transistors"] > 100 and d["area_um2"] is None and d["netlists_proven"] is True
+    assert "library-free" in (ROOT / "build/synth-test-free/summary.md").read_text()
