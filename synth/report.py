@@ -195,7 +195,7 @@ def chart(s: dict, path: Path) -> None:
     a2.set_xticks([0, 1], ["this flow", "paper Fig. 8"])
     a2.set_ylabel("share of FineQ array power (%)")
     a2.set_title("FineQ array power breakdown")
-    a2.legend(fontsize=8, loc="upper right")
+    a2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
