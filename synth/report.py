@@ -73,9 +73,11 @@ def main() -> None:
                      f"N={act['workload']['n']}, heavy-tailed weights quantized by fineq, uniform int8 activations; "
                      "per-input-port-bit toggle rate and duty on each block, propagated by OpenSTA"
                      if act else "none (library-free)"),
-        "flow": "Yosys 0.23 synth (no extract_fa), dfflibmap, abc -liberty -D <period>, hierarchical units; "
-                "OpenSTA 2.0.17 with the liberty's default wire load; every unit netlist proven by gate-level "
-                "simulation of its cocotb testbench against the golden model",
+        "flow": ("Yosys 0.23 synth (no extract_fa), abc -g cmos2, stat -tech cmos, hierarchical units"
+                 if libfree else
+                 "Yosys 0.23 synth (no extract_fa), dfflibmap, abc -liberty -D <period>, hierarchical units; "
+                 "OpenSTA 2.0.17 with the liberty's default wire load")
+                + "; every unit netlist proven by gate-level simulation of its cocotb testbench against the golden model",
         "designs": designs,
         "units": {u: {**syn[u], "proof": proof[u], **({"sta": sta[u]} if u in sta else {})} for u in syn},
     }

@@ -25,4 +25,9 @@ if {$lib ne ""} {
   opt_clean -purge
   tee -o $out/stat.txt stat -tech cmos -top $top
 }
-write_verilog -noattr -noexpr $out/netlist.v
+if {$lib ne ""} {
+  write_verilog -noattr -noexpr $out/netlist.v
+} else {
+  # generic gates as expressions: Yosys and the simulators read them back without a cell library
+  write_verilog -noattr $out/netlist.v
+}

@@ -42,7 +42,18 @@ def test_golden_backend_reports_model_cycles():
 
 def test_mac_cycles_by_hand():
     # tiles = ceil(20/8) = 3; per run 20 + 3 * (3 + 8 + 4 - 1) = 62; N=5 over COLS=4: 2 runs
-    assert perf.mac_cycles(3, 20, 5, EngineConfig(8, 4, 16)) == 124
+    cfg = EngineConfig(8, 4, 16)
+    assert perf.mac_cycles(3, 20, 5, cfg) == 124
+    assert perf.mac_cycle_split(3, 20, 5, cfg) == {"preload": 40, "stream": 18, "drain": 66, "total": 124}
+
+
+def test_fineq_split_matches_engine_model():
+    from fineq.engine import engine_cycles
+
+    cfg = EngineConfig(16, 8, 3)
+    q = quantize(heavy_tailed(7, 100, seed=8))
+    split = perf.fineq_cycle_split(_layer(q, cfg), 20, cfg)  # N = 20: 3 engine runs
+    assert split == {k: 3 * v for k, v in engine_cycles(q.levels(), cfg).items()}
 
 
 def _fake_summary(path):

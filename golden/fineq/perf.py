@@ -73,19 +73,33 @@ def layer_from_levels(name: str, levels: np.ndarray, count: int, cfg: EngineConf
     return Layer(name, m, k, count, int(vector_cycles(levels, cfg).sum()))
 
 
-def fineq_cycles(layer: Layer, n: int, cfg: EngineConfig) -> int:
-    """Exact FineQ engine cycles for ``Y[M, N] = V @ X`` (N tiled by COLS), no stalls."""
+def fineq_cycle_split(layer: Layer, n: int, cfg: EngineConfig) -> dict[str, int]:
+    """Exact FineQ engine cycles for ``Y[M, N] = V @ X`` (N tiled by COLS), no stalls, split as
+    ``engine.engine_cycles``: preload, decode (pipeline fill), temporal (early-terminated), drain."""
+    runs = -(-n // cfg.cols)
     chunks = -(-layer.m // cfg.psum_depth)
     tiles = -(-layer.k // cfg.rows)
-    per_run = chunks * layer.k + 2 * chunks * tiles + layer.vec_cycles + 1
-    return -(-n // cfg.cols) * per_run
+    split = {"preload": chunks * layer.k, "decode": 2 * chunks * tiles, "temporal": layer.vec_cycles, "drain": 1}
+    split = {k: runs * v for k, v in split.items()}
+    split["total"] = sum(split.values())
+    return split
+
+
+def fineq_cycles(layer: Layer, n: int, cfg: EngineConfig) -> int:
+    return fineq_cycle_split(layer, n, cfg)["total"]
+
+
+def mac_cycle_split(m: int, k: int, n: int, cfg: EngineConfig) -> dict[str, int]:
+    """MAC systolic array cycles: per K tile preload, M weight vectors, ROWS + COLS - 1 drain; N tiled by COLS."""
+    runs = -(-n // cfg.cols)
+    tiles = -(-k // cfg.rows)
+    split = {"preload": runs * k, "stream": runs * tiles * m, "drain": runs * tiles * (cfg.rows + cfg.cols - 1)}
+    split["total"] = sum(split.values())
+    return split
 
 
 def mac_cycles(m: int, k: int, n: int, cfg: EngineConfig) -> int:
-    """MAC systolic array cycles: per K tile preload + M vectors + ROWS + COLS - 1 drain; N tiled by COLS."""
-    tiles = -(-k // cfg.rows)
-    per_run = k + tiles * (m + cfg.rows + cfg.cols - 1)
-    return -(-n // cfg.cols) * per_run
+    return mac_cycle_split(m, k, n, cfg)["total"]
 
 
 def synthetic_layers(model: str, cfg: EngineConfig, seed: int = 0) -> list[Layer]:
@@ -147,10 +161,10 @@ def evaluate(layers: list[Layer], n: int, cfg: EngineConfig, power: dict[str, An
              clock_mhz: float = 400.0) -> dict[str, Any]:
     rows = []
     for ly in layers:
-        fc = fineq_cycles(ly, n, cfg) * ly.count
-        mc = mac_cycles(ly.m, ly.k, n, cfg) * ly.count
+        fs = {k: v * ly.count for k, v in fineq_cycle_split(ly, n, cfg).items()}
+        ms = {k: v * ly.count for k, v in mac_cycle_split(ly.m, ly.k, n, cfg).items()}
         rows.append({"layer": ly.name, "m": ly.m, "k": ly.k, "n": n, "count": ly.count,
-                     "fineq_cycles": fc, "mac_cycles": mc})
+                     "fineq_cycles": fs["total"], "mac_cycles": ms["total"], "fineq_split": fs, "mac_split": ms})
     tot = {"fineq_cycles": sum(r["fineq_cycles"] for r in rows), "mac_cycles": sum(r["mac_cycles"] for r in rows)}
     ops = sum(2 * r["m"] * r["k"] * n * r["count"] for r in rows)
     f = clock_mhz * 1e6

@@ -49,11 +49,7 @@ class TB:
 @cocotb.test()
 async def accumulator_random(dut):
     tb = TB(dut)
-    dut.en_i.value = 0
-    dut.first_i.value = 1
-    dut.base_i.value = 0
-    dut.sum_i.value = 0
-    await clocking.start(dut)
+    await clocking.start(dut, {"en_i": 0, "first_i": 1, "base_i": 0, "sum_i": 0})
     cocotb.start_soon(tb.monitor())
     await tb.drive(2000)
     await RisingEdge(dut.clk_i)

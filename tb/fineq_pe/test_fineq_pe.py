@@ -40,10 +40,7 @@ class TB:
 @cocotb.test()
 async def pe_random(dut):
     tb = TB(dut)
-    dut.load_i.value = 0
-    dut.bit_i.value = 0
-    dut.act_i.value = 0
-    await clocking.start(dut)
+    await clocking.start(dut, {"load_i": 0, "bit_i": 0, "act_i": 0})
     cocotb.start_soon(tb.monitor())
     await tb.drive(2000)
     await RisingEdge(dut.clk_i)

@@ -56,11 +56,7 @@ class TB:
 @cocotb.test()
 async def array_preload_and_stream(dut):
     tb = TB(dut)
-    dut.act_we_i.value = 0
-    dut.act_row_i.value = 0
-    dut.bits_i.value = 0
-    dut.signs_i.value = 0
-    await clocking.start(dut)
+    await clocking.start(dut, {"act_we_i": 0, "act_row_i": 0, "bits_i": 0, "signs_i": 0})
     cocotb.start_soon(tb.monitor())
     nrng = np.random.default_rng(tb.rng.getrandbits(32))
     for x in (np.full((tb.rows, tb.cols), -128), np.full((tb.rows, tb.cols), 127),

@@ -11,8 +11,11 @@ from cocotb.handle import SimHandleBase
 from cocotb.triggers import RisingEdge
 
 
-async def start(dut: SimHandleBase, period_ns: float = 2.5, clk: str = "clk_i", rst: str = "rst_ni") -> None:
-    """Start a clock (400 MHz by default) and pulse the active-low reset for 3 cycles."""
+async def start(dut: SimHandleBase, idle: dict[str, int] | None = None, period_ns: float = 2.5,
+                clk: str = "clk_i", rst: str = "rst_ni") -> None:
+    """Drive the ``idle`` input values, start a clock (400 MHz by default), pulse the active-low reset 3 cycles."""
+    for name, value in (idle or {}).items():
+        getattr(dut, name).value = value
     cocotb.start_soon(Clock(getattr(dut, clk), period_ns, unit="ns").start())
     getattr(dut, rst).value = 0
     for _ in range(3):

@@ -96,10 +96,7 @@ class TB:
 @cocotb.test()
 async def encoder_random_vectors(dut):
     tb = TB(dut)
-    dut.load_i.value = 0
-    dut.step_i.value = 0
-    dut.vec_i.value = 0
-    await clocking.start(dut)
+    await clocking.start(dut, {"load_i": 0, "step_i": 0, "vec_i": 0})
     cocotb.start_soon(tb.monitor())
     await FallingEdge(dut.clk_i)
     for i in range(400):

@@ -110,10 +110,7 @@ def _flip(a: np.ndarray) -> np.ndarray:
 
 
 async def setup(dut) -> None:
-    dut.act_we_i.value = 0
-    dut.act_row_i.value = 0
-    dut.w_i.value = 0
-    await clocking.start(dut)
+    await clocking.start(dut, {"act_we_i": 0, "act_row_i": 0, "w_i": 0})
 
 
 def cases(tb: TB, count: int) -> list[tuple[fineq.QuantizedMatrix, np.ndarray]]:
