@@ -46,8 +46,6 @@ class Scoreboard:
             if not self.equal(exp, item):
                 self.errors.append(f"observation {self.compared}: expected {exp!r}, got {item!r}")
         self.compared += 1
-        if self.errors and len(self.errors) <= 5:
-            pass
 
     def report(self) -> str:
         return f"{self.name}: {self.compared} compared, {len(self.errors)} mismatches, {len(self.expected)} unmatched"
