@@ -24,7 +24,6 @@ import numpy as np
 
 from .codec import BLOCK_BYTES, BLOCK_WEIGHTS, decode_block
 from .errors import FineQError
-from .pack import n_blocks
 
 
 @dataclass(frozen=True)
@@ -97,11 +96,6 @@ def schedule(m: int, k: int, cfg: EngineConfig) -> Iterator[tuple[int, int, int,
 def act_rows(k: int, t: int, cfg: EngineConfig) -> range:
     """The rows of X sent as activation beats before tile ``t``."""
     return range(cfg.rows * t, min(k, cfg.rows * (t + 1)))
-
-
-def check_k(k: int) -> None:
-    if n_blocks(k) < 1:
-        raise FineQError(f"K must be positive, got {k}")
 
 
 def vector_cycles(levels: np.ndarray, cfg: EngineConfig) -> np.ndarray:

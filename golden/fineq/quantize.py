@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .codec import BLOCK_WEIGHTS, KEPT, OUTLIER_RATIO, ZEROED, encode_block
+from .codec import BLOCK_WEIGHTS, OUTLIER_RATIO, ZEROED, encode_block
 from .errors import FineQError, QuantizationError
 from .pack import n_blocks, pack_q3
 
@@ -248,4 +248,4 @@ def quantize_reference(w: Any, mode: str = "paper") -> tuple[np.ndarray, np.ndar
     return packed, scales
 
 
-__all__ = ["MODES", "quantize_arrays", "quantize_reference", "as_float_matrix", "row_scales", "KEPT"]
+__all__ = ["MODES", "quantize_arrays", "quantize_reference", "as_float_matrix", "row_scales"]
