@@ -49,3 +49,23 @@ def test_errors_are_clear(tmp_path, capsys):
     np.save(x, np.zeros((29, 2), dtype=np.int8))
     assert main(["gemm", str(q), str(x)]) == 2
     assert "K=29" in capsys.readouterr().err
+
+
+def test_quantize_calibrated_mode_cli(tmp_path, capsys):
+    from fineq import load, quantize
+    from fineq.calibrated import hessian_from_inputs
+
+    rng = np.random.default_rng(3)
+    w, x = tmp_path / "W.npy", tmp_path / "Xc.npy"
+    np.save(w, heavy_tailed(8, 48, seed=2))
+    np.save(x, rng.standard_normal((200, 48)).astype(np.float32))
+    out = tmp_path / "W.fineq.npz"
+    assert main(["quantize", str(w), "-o", str(out), "--mode", "gptq"]) == 2
+    assert "needs --calib" in capsys.readouterr().err
+    assert main(["quantize", str(w), "-o", str(out), "--mode", "gptq", "--calib", str(x)]) == 0
+    expect = quantize(np.load(w), "gptq", hessian=hessian_from_inputs(np.load(x)))
+    assert load(out) == expect and load(out).mode == "gptq"
+    assert main(["quantize", str(w), "-o", str(out), "--mode", "gptq", "--calib", str(x)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main(["quantize", str(w), "-o", str(w)]) == 2
+    assert "also an input" in capsys.readouterr().err

@@ -35,3 +35,10 @@ def test_quantize_model_writes_back():
     assert not torch.equal(model[0].weight, w0)
     after = model(x)
     assert after.shape == before.shape and torch.isfinite(after).all()
+
+
+def test_quantize_model_skip_patterns():
+    model = torch.nn.Sequential(torch.nn.Linear(40, 30), torch.nn.Linear(30, 10))
+    w1 = model[1].weight.detach().clone()
+    qs = fineq.quantize_model(model, skip=(r"^1$",))
+    assert list(qs) == ["0"] and torch.equal(model[1].weight, w1)

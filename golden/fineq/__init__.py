@@ -9,6 +9,7 @@ from .engine import EngineConfig
 from .errors import FineQError, FormatError, QuantizationError
 from .fileio import FORMAT_VERSION, load, save
 from .gemm import gemm, gemm_hw
+from .modelfile import load_model, save_model
 from .pack import unpack
 from .qmatrix import QuantizedMatrix, from_levels, quantize
 from .torch_utils import quantize_model
@@ -28,8 +29,10 @@ __all__ = [
     "gemm",
     "gemm_hw",
     "load",
+    "load_model",
     "quantize",
     "quantize_model",
     "save",
+    "save_model",
     "unpack",
 ]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibrated import CALIBRATED_MODES
 from .errors import FineQError
 from .fileio import load, save
 from .qmatrix import QuantizedMatrix, quantize
@@ -45,9 +46,23 @@ def info_dict(q: QuantizedMatrix) -> dict[str, object]:
 
 
 def cmd_quantize(a: argparse.Namespace) -> int:
-    w = _load_npy(a.weights, "weight")
-    q = quantize(w, a.mode)
+    from .calibrated import CALIBRATED_MODES, hessian_from_inputs
+    from .outputs import check_output
+
     out = Path(a.output or Path(a.weights).with_suffix(".fineq.npz"))
+    check_output(out, force=a.force, inputs=[a.weights, a.calib])
+    w = _load_npy(a.weights, "weight")
+    h = None
+    if a.mode in CALIBRATED_MODES:
+        if not a.calib:
+            raise FineQError(f"mode {a.mode} needs --calib X.npy: float [n, K] inputs of the layer")
+        x = _load_npy(a.calib, "calibration")
+        if x.ndim != 2 or x.dtype.kind != "f" or (w.ndim == 2 and x.shape[1] != w.shape[1]):
+            raise FineQError(f"calibration file {a.calib}: expected float [n, K={w.shape[-1]}], got {x.dtype} {x.shape}")
+        h = hessian_from_inputs(x)
+    elif a.calib:
+        raise FineQError(f"mode {a.mode} uses no --calib (calibrated modes: {', '.join(CALIBRATED_MODES)})")
+    q = quantize(w, a.mode, hessian=h)
     save(q, out)
     d = info_dict(q)
     err = float(np.sqrt(np.mean((q.dequantize() - w.astype(np.float32)) ** 2)))
@@ -107,6 +122,18 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return run_demo(a.backend)
 
 
+def cmd_eval(a: argparse.Namespace) -> int:
+    from .evaluate import cli
+
+    return cli(a)
+
+
+def cmd_quantize_model(a: argparse.Namespace) -> int:
+    from .modelfile import quantize_model_file
+
+    return quantize_model_file(a)
+
+
 def cmd_perf(a: argparse.Namespace) -> int:
     from .perf import cli_perf
 
@@ -118,9 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("quantize", help="quantize a float [M, K] .npy matrix into a .fineq.npz file")
-    p.add_argument("weights")
-    p.add_argument("-o", "--output")
-    p.add_argument("--mode", choices=MODES, default="paper")
+    p.add_argument("weights", help="float [M, K] .npy file")
+    p.add_argument("-o", "--output", help="output .fineq.npz (default: beside the input)")
+    p.add_argument("--mode", choices=MODES + CALIBRATED_MODES, default="paper",
+                   help="paper (default), search, or a calibrated mode (needs --calib)")
+    p.add_argument("--calib", help="float [n, K] .npy: the layer's calibration inputs (calibrated modes)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(fn=cmd_quantize)
 
     p = sub.add_parser("info", help="describe a .fineq.npz file")
@@ -152,6 +182,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="end-to-end demo: quantize, show the format, run the RTL, check")
     p.add_argument("--backend", choices=("golden", "icarus", "verilator"), default="verilator")
     p.set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser("eval", help="perplexity of a causal LM under each quantization method (Tables I, II)")
+    p.add_argument("--model", help="Hugging Face folder, .gguf file, or 'smollm2' (the installed demo model)")
+    p.add_argument("--text", help="UTF-8 text file (default: the installed corpus, The Devil's Dictionary)")
+    p.add_argument("--methods", help="comma-separated method names (see --list-methods); default: "
+                   "reference,fineq-paper,fineq-search,rtn,uniform,gptq,owq,pbllm")
+    p.add_argument("--list-methods", action="store_true", help="print every method name, one per line")
+    p.add_argument("--seq", type=int, nargs="+", help="window lengths in tokens (default 256; the paper: 2048)")
+    p.add_argument("--max-windows", type=int, help="evaluate at most this many windows per length")
+    p.add_argument("--max-tokens", type=int, default=16384,
+                   help="without --max-windows: windows per length = max-tokens // seq (default 16384)")
+    p.add_argument("--int8-activations", action="store_true",
+                   help="also evaluate with int8 per-token activations (FineQ: the accelerator's integer GEMM)")
+    p.add_argument("--calib-samples", type=int, default=32, help="calibration windows (default 32)")
+    p.add_argument("--calib-seq", type=int, default=512, help="calibration window length (default 512)")
+    p.add_argument("--skip", action="append", help="regular expression of linear names to leave unquantized")
+    p.add_argument("--json", help="write the full results (JSON) here")
+    p.add_argument("--chart", help="write perplexity vs bits (log scale) here (.png/.svg/.pdf)")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+    p.set_defaults(fn=cmd_eval)
+
+    p = sub.add_parser("quantize-model", help="quantize every decoder linear of a model into one .fineq.safetensors")
+    p.add_argument("--model", required=True, help="Hugging Face folder, .gguf file, or 'smollm2'")
+    p.add_argument("-o", "--output", required=True, help="output file (.fineq.safetensors)")
+    p.add_argument("--mode", default="paper", help="FineQ mode: paper, search, hdiag, gptq, gptq-clip")
+    p.add_argument("--skip", action="append", help="regular expression of linear names to leave unquantized")
+    p.add_argument("--text", help="calibration text for calibrated modes (default: the installed corpus)")
+    p.add_argument("--calib-samples", type=int, default=32, help="calibration windows (default 32)")
+    p.add_argument("--calib-seq", type=int, default=512, help="calibration window length (default 512)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.set_defaults(fn=cmd_quantize_model)
 
     p = sub.add_parser("perf", help="cycle/energy model over LLaMA-2 layers (FineQ vs MAC array)")
     p.add_argument("--model", action="append", choices=("llama2-7b", "llama2-13b"))

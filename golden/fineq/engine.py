@@ -149,3 +149,13 @@ def utilization(levels: np.ndarray, n: int, cfg: EngineConfig) -> dict[str, floa
     rows_t = np.minimum(cfg.rows, k - cfg.rows * np.arange(vc.shape[1]))
     temporal = int((vc * rows_t[None, :]).sum()) * n
     return {"useful": useful / all_pe, "temporal": temporal / all_pe, "cycles": total}
+
+
+def level_stats(levels: list[np.ndarray], cfg: EngineConfig | None = None) -> dict[str, float]:
+    """Hardware side of a set of quantized matrices: share of non-zero levels, and the mean temporal
+    cycles of a ``ROWS``-weight vector (``max(1, max |v|)``, what the engine spends on it)."""
+    cfg = cfg or EngineConfig()
+    nz = sum(int(np.count_nonzero(lv)) for lv in levels)
+    n = sum(int(lv.size) for lv in levels)
+    vc = [vector_cycles(lv, cfg) for lv in levels]
+    return {"nonzero_levels": nz / n, "cycles_per_vector": float(sum(int(v.sum()) for v in vc) / sum(v.size for v in vc))}

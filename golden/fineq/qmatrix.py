@@ -13,9 +13,12 @@ from .pack import check_packed, n_blocks, unpack, unpack_codes
 from .quantize import quantize_arrays
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class QuantizedMatrix:
-    """A FineQ-quantized ``[M, K]`` matrix.
+    """A FineQ-quantized ``[M, K]`` matrix (immutable: its arrays are read-only copies).
+
+    Two matrices are equal (``==``) when shape, packed bytes and scales are
+    equal; ``mode`` is informational and not compared.
 
     Attributes:
         packed: ``uint8 [M, 7*ceil(K/24)]``, the spec's blocks, row after row.
@@ -31,23 +34,37 @@ class QuantizedMatrix:
     _levels: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        p = check_packed(self.packed)
+        p = check_packed(self.packed).copy()
+        p.flags.writeable = False
+        object.__setattr__(self, "packed", p)
         m, k = (int(x) for x in self.shape)
         if m < 1 or k < 1:
             raise FormatError(f"shape must be positive, got {self.shape}")
         if p.shape != (m, BLOCK_BYTES * n_blocks(k)):
             raise FormatError(f"packed shape {p.shape} does not match matrix shape {(m, k)}")
-        s = np.asarray(self.scales)
+        s = np.array(self.scales, copy=True)
         if s.dtype != np.float16 or s.shape != (m,):
             raise FormatError(f"scales must be float16 [{m}], got {s.dtype} {s.shape}")
         if not np.isfinite(s).all() or (s < 0).any():
             raise FormatError("scales must be finite and non-negative")
+        s.flags.writeable = False
+        object.__setattr__(self, "scales", s)
         object.__setattr__(self, "shape", (m, k))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, QuantizedMatrix):
+            return NotImplemented
+        return (self.shape == other.shape and np.array_equal(self.packed, other.packed)
+                and np.array_equal(self.scales, other.scales))
+
+    __hash__ = None  # type: ignore[assignment]
 
     def levels(self) -> np.ndarray:
         """Decoded levels ``v``: ``int8 [M, K]`` in -3..+3 (cached)."""
         if not self._levels:
-            self._levels.append(unpack(self.packed, self.shape[1]))
+            lv = unpack(self.packed, self.shape[1])
+            lv.flags.writeable = False
+            self._levels.append(lv)
         return self._levels[0]
 
     def codes(self) -> np.ndarray:
@@ -73,13 +90,30 @@ class QuantizedMatrix:
         return self.n_blocks * BLOCK_WEIGHTS
 
 
-def quantize(w: Any, mode: str = "paper") -> QuantizedMatrix:
-    """Quantize a float ``[M, K]`` numpy array or torch tensor (spec sections 2-6).
+def quantize(w: Any, mode: str = "paper", hessian: Any = None) -> QuantizedMatrix:
+    """Quantize a float ``[M, K]`` numpy array or torch tensor into the spec's packed format.
 
-    ``mode``: ``"paper"`` (outlier rule, least-error fallback) or ``"search"``
-    (least error for every pair). Raises :class:`fineq.FineQError` subclasses
-    on bad input (NaN/Inf, float16 scale overflow, wrong rank or dtype).
+    ``mode``: ``"paper"`` (outlier rule, least-error fallback; spec section 4)
+    or ``"search"`` (least error for every pair), or a calibrated mode of
+    :mod:`fineq.calibrated` (``"hdiag"``, ``"gptq"``, ``"gptq-clip"``), which
+    needs ``hessian``: ``H = 2 X X^T / n`` ``[K, K]`` of the layer's calibration
+    inputs (:func:`fineq.calibrated.hessian_from_inputs`). Every mode produces
+    the same packed format. Raises :class:`fineq.FineQError` subclasses on bad
+    input (NaN/Inf, float16 scale overflow, wrong rank or dtype, missing Hessian).
     """
+    from .calibrated import CALIBRATED_MODES, quantize_calibrated
+    from .quantize import MODES
+
+    if mode in CALIBRATED_MODES:
+        if hessian is None:
+            raise FineQError(f"mode {mode!r} needs calibration data: pass hessian=H (2 X X^T / n of the layer's inputs)")
+        levels, codes, scales = quantize_calibrated(w, mode, hessian)
+        q = from_levels(levels, codes, scales)
+        return QuantizedMatrix(q.packed, q.scales, q.shape, mode)
+    if mode not in MODES:
+        raise FineQError(f"mode must be one of {MODES + CALIBRATED_MODES}, got {mode!r}")
+    if hessian is not None:
+        raise FineQError(f"mode {mode!r} takes no hessian (calibrated modes: {', '.join(CALIBRATED_MODES)})")
     packed, scales = quantize_arrays(w, mode)
     shape = (int(packed.shape[0]), int(np.shape(w)[1]))
     return QuantizedMatrix(packed, scales, shape, mode)

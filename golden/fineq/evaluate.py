@@ -1,0 +1,193 @@
+"""``fineq eval``: perplexity of a causal LM with each quantization method (the paper's Tables I and II).
+
+One model load; for each method the decoder linears are restored to the
+reference weights, quantized (timed), and evaluated at every ``--seq`` on the
+same windows. See ``docs/accuracy.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import corpus, methods, models
+from .baselines import QResult
+from .errors import FineQError
+from .int8path import int8_activations
+from .ppl import perplexity
+
+DEFAULT_METHODS = ("reference", "fineq-paper", "fineq-search", "rtn", "uniform", "gptq", "owq", "pbllm")
+DEFAULT_MAX_TOKENS = 16384
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_methods(spec: str | None) -> list[str]:
+    names = list(DEFAULT_METHODS) if not spec else [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:
+        raise FineQError("--methods names no method")
+    for n in names:
+        methods.get(n)
+    if len(set(names)) != len(names):
+        raise FineQError(f"--methods names a method twice: {spec}")
+    return names
+
+
+def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[int], max_windows: int | None,
+        max_tokens: int, int8: bool, calib_samples: int, calib_seq: int, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Evaluate; returns the JSON document (see :func:`cli`)."""
+    import torch
+
+    for s in seqs:
+        if s < 2:
+            raise FineQError(f"--seq must be at least 2, got {s}")
+    if max_tokens < 2:
+        raise FineQError(f"--max-tokens must be at least 2, got {max_tokens}")
+    t0 = time.perf_counter()
+    lm = models.load(model_spec)
+    _log(f"model {lm.name}: {lm.reference} (the reference, 'full precision' here) loaded in "
+         f"{time.perf_counter() - t0:.1f} s")
+    raw, text_desc = corpus.read_text(text)
+    toks = corpus.tokenize(lm.tokenizer, raw)
+    need_cal = any(methods.get(n).calibrated for n in method_names)
+    sp = corpus.split(toks, calib_samples if need_cal else 0, calib_seq)
+    wins = {s: sp.windows(s, max_windows if max_windows is not None else max(1, max_tokens // s)) for s in seqs}
+    _log(f"text: {text_desc}: {sp.total_tokens} tokens; calibration: first {sp.calib.size} tokens "
+         f"({len(sp.calib)} x {calib_seq}); evaluation: " +
+         ", ".join(f"seq {s}: {w.shape[0]} windows ({w.size} tokens)" for s, w in wins.items()))
+    lins = models.decoder_linears(lm.model)
+    orig = {n: lin.weight.detach().clone() for n, lin in lins.items()}
+    results: list[dict[str, Any]] = []
+    for name in method_names:
+        m = methods.get(name)
+        with torch.no_grad():
+            for n, lin in lins.items():
+                lin.weight.copy_(orig[n])
+        _log(f"[{name}] quantizing ({m.about}) ...")
+        res, qsec = methods.timed_apply(lm.model, m, sp.calib if m.calibrated else None, skip)
+        bits = methods.bits_per_weight(res, lm.model)
+        hw = {}
+        if m.fineq_mode:
+            from .engine import level_stats
+
+            hw = level_stats([r.qmatrix.levels() for r in res.values()])
+        _log(f"[{name}] {bits:.3f} bits/weight, quantized in {qsec:.1f} s" +
+             (f"; {100 * hw['nonzero_levels']:.1f}% non-zero levels, {hw['cycles_per_vector']:.2f} cycles/vector"
+              if hw else ""))
+        for s, w in wins.items():
+            t1 = time.perf_counter()
+            r = perplexity(lm.model, w, desc=f"{name} seq {s}")
+            row: dict[str, Any] = {"method": name, "bits": round(bits, 4), "seq": s, "ppl": r["ppl"],
+                                   "windows": r["windows"], "tokens": r["tokens"], "quant_seconds": round(qsec, 2),
+                                   "eval_seconds": round(time.perf_counter() - t1, 2), **hw}
+            if int8:
+                wrap = res or {n: QResult(lin.weight, 16.0 * lin.weight.numel()) for n, lin in lins.items()}
+                with int8_activations(lm.model, wrap):
+                    row["ppl_int8"] = perplexity(lm.model, w, desc=f"{name} seq {s} int8")["ppl"]
+            _log(f"[{name}] seq {s}: perplexity {r['ppl']:.3f}" +
+                 (f", int8 activations {row['ppl_int8']:.3f}" if int8 else ""))
+            results.append(row)
+    with torch.no_grad():
+        for n, lin in lins.items():
+            lin.weight.copy_(orig[n])
+    return {"model": lm.name, "model_path": lm.path, "reference": lm.reference, "text": text_desc,
+            "tokens": sp.total_tokens, "calibration_tokens": int(sp.calib.size),
+            "int8_activations": int8, "seconds": round(time.perf_counter() - t0, 1), "results": results}
+
+
+def table(doc: dict[str, Any]) -> str:
+    """A Table-I-shaped text table: method, bits, perplexity per sequence length, times."""
+    seqs = sorted({r["seq"] for r in doc["results"]})
+    int8 = doc["int8_activations"]
+    names = list(dict.fromkeys(r["method"] for r in doc["results"]))
+    by = {(r["method"], r["seq"]): r for r in doc["results"]}
+    head = f"{'method':<18}{'bits':>7}" + "".join(f"{'ppl@' + str(s):>12}" for s in seqs)
+    if int8:
+        head += "".join(f"{'A8 ppl@' + str(s):>13}" for s in seqs)
+    head += f"{'quant s':>9}"
+    lines = [f"model: {doc['model']} (reference: {doc['reference']}); text: {doc['text']}", head]
+    for n in names:
+        first = by[(n, seqs[0])]
+        line = f"{n:<18}{first['bits']:>7.2f}" + "".join(f"{_fmt(by[(n, s)]['ppl']):>12}" for s in seqs)
+        if int8:
+            line += "".join(f"{_fmt(by[(n, s)]['ppl_int8']):>13}" for s in seqs)
+        line += f"{first['quant_seconds']:>9.1f}"
+        lines.append(line)
+    lines.append("windows: " + ", ".join(f"seq {s}: {by[(names[0], s)]['windows']} x {s} tokens" for s in seqs))
+    return "\n".join(lines)
+
+
+def _fmt(v: float) -> str:
+    if not math.isfinite(v):
+        return "inf"
+    return f"{v:.2f}" if v < 1e4 else f"{v:.3g}"
+
+
+def chart(doc: dict[str, Any], path: Path) -> None:
+    """Perplexity (log) against bits per weight, one point per method and sequence length."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .outputs import atomic_path
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    seqs = sorted({r["seq"] for r in doc["results"]})
+    markers = "osD^v"
+    for j, s in enumerate(seqs):
+        rows = [r for r in doc["results"] if r["seq"] == s]
+        for r in rows:
+            fq = r["method"].startswith("fineq")
+            color = "#1f77b4" if fq else ("#2ca02c" if r["method"] == "reference" else "#d62728")
+            ax.scatter(r["bits"], r["ppl"], marker=markers[j % len(markers)], color=color, s=30)
+            ax.annotate(r["method"], (r["bits"], r["ppl"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.scatter([], [], marker=markers[j % len(markers)], color="#555555", label=f"seq {s}")
+    ax.set_yscale("log")
+    ax.set_xlabel("bits per weight (levels, scales, zero points, indices, outliers)")
+    ax.set_ylabel("perplexity (log)")
+    ax.set_title(f"{doc['model']}: perplexity vs bits\n(reference = {doc['reference']})", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+
+
+def cli(a: argparse.Namespace) -> int:
+    from .outputs import check_output, write_text_atomic
+
+    if a.list_methods:
+        for name in methods.METHODS:
+            print(name)
+        return 0
+    if not a.model:
+        raise FineQError("--model is required (a folder, a .gguf file, or 'smollm2')")
+    names = parse_methods(a.methods)
+    outs = [Path(p) for p in (a.json, a.chart) if p]
+    for p in outs:
+        check_output(p, force=a.force, inputs=[a.text] if a.text else [])
+    if a.chart and Path(a.chart).suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise FineQError(f"--chart {a.chart}: use a .png, .svg or .pdf file name")
+    doc = run(a.model, a.text, names, a.seq or [256], a.max_windows, a.max_tokens, a.int8_activations,
+              a.calib_samples, a.calib_seq, tuple(a.skip or ()))
+    print(table(doc))
+    if a.json:
+        write_text_atomic(Path(a.json), json.dumps(doc, indent=1))
+        _log(f"wrote {a.json}")
+    if a.chart:
+        chart(doc, Path(a.chart))
+        _log(f"wrote {a.chart}")
+    line = {"model": doc["model"], "reference": doc["reference"], "tokens": doc["tokens"],
+            "results": [{k: r[k] for k in ("method", "bits", "seq", "ppl", *(("ppl_int8",) if a.int8_activations
+                                                                                else ()))} for r in doc["results"]]}
+    print(json.dumps(line))
+    return 0
