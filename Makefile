@@ -6,6 +6,7 @@
 #   make sim      RTL regression on both simulators with a summary table  (SIM=icarus|verilator SEED=n WAVES=1)
 #   make synth    Yosys + OpenSTA on Nangate45 -> build/synth/summary.{json,md,png}  (LIBERTY=path)
 #   make perf     cycle/energy model over LLaMA-2 7B/13B layers -> build/perf/
+#   make eval     perplexity of SmolLM2 under every quantization method -> build/eval/
 #   make bench    quantizer throughput/memory benchmark
 #   make measure  Verilator speed of the 64x64 engine and PE utilization
 #   make lint     ruff + verilator --lint-only -Wall on every RTL file
@@ -18,7 +19,7 @@ SEED     ?=
 WAVES    ?=
 export SIM SEED WAVES
 
-.PHONY: setup demo test test-golden sim synth perf bench lint clean measure
+.PHONY: setup demo test test-golden sim synth perf bench lint clean measure eval
 
 setup:
 	@scripts/setup.sh
@@ -40,6 +41,12 @@ synth: setup
 
 perf: setup
 	$(RUN) fineq perf --json build/perf/perf.json
+
+EVAL_METHODS ?= reference,fineq-paper,fineq-search,fineq-hdiag,fineq-gptq,fineq-gptq-clip,fineq-gptq-ord,rtn,rtn3,uniform,gptq,gptq-g128,gptq3,owq,pbllm
+eval: setup
+	@mkdir -p build/eval
+	$(RUN) fineq eval --model smollm2 --methods $(EVAL_METHODS) --seq 256 2048 --force \
+	  --json build/eval/smollm2.json --chart build/eval/smollm2.png | tee build/eval/smollm2.txt
 
 bench: setup
 	$(RUN) fineq bench

@@ -59,11 +59,26 @@ module fineq_gemm_engine #(
   localparam [2:0] S_IDLE = 3'd0, S_LOAD = 3'd1, S_STREAM = 3'd2, S_DRAIN = 3'd3, S_FLUSH = 3'd4;
 
   initial begin
-    if (ROWS < 8 || ROWS % 8 != 0) $error("fineq_gemm_engine: ROWS (%0d) must be a positive multiple of 8", ROWS);
-    if (COLS < 1) $error("fineq_gemm_engine: COLS (%0d) must be positive", COLS);
-    if (PSUM_DEPTH < 1 || PSUM_DEPTH >= (1 << M_W)) $error("fineq_gemm_engine: PSUM_DEPTH out of range");
-    if (K_W > 22 || ACC_W < 32) $error("fineq_gemm_engine: K_W <= 22 and ACC_W >= 32 keep Y exact in int32");
-    if (BPV * 24 < ROWS + 16) $error("fineq_gemm_engine: BPV too small for ROWS");
+    if (ROWS < 8 || ROWS % 8 != 0) begin
+      $error("fineq_gemm_engine: ROWS (%0d) must be a positive multiple of 8", ROWS);
+      $finish;
+    end
+    if (COLS < 1) begin
+      $error("fineq_gemm_engine: COLS (%0d) must be positive", COLS);
+      $finish;
+    end
+    if (PSUM_DEPTH < 1 || PSUM_DEPTH >= (1 << M_W)) begin
+      $error("fineq_gemm_engine: PSUM_DEPTH out of range");
+      $finish;
+    end
+    if (K_W > 22 || ACC_W < 32) begin
+      $error("fineq_gemm_engine: K_W <= 22 and ACC_W >= 32 keep Y exact in int32");
+      $finish;
+    end
+    if (BPV * 24 < ROWS + 16) begin
+      $error("fineq_gemm_engine: BPV too small for ROWS");
+      $finish;
+    end
   end
 
   // ---------------------------------------------------------------- sequencer state

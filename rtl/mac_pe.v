@@ -23,7 +23,10 @@ module mac_pe #(
 );
 
   initial begin
-    if (PSUM_W < ACT_W + 3) $error("mac_pe: PSUM_W (%0d) must be at least ACT_W + 3", PSUM_W);
+    if (PSUM_W < ACT_W + 3) begin
+      $error("mac_pe: PSUM_W (%0d) must be at least ACT_W + 3", PSUM_W);
+      $finish;
+    end
   end
 
   reg  [ACT_W-1:0]  act_q;

@@ -24,7 +24,10 @@ module mac_systolic_array #(
 );
 
   initial begin
-    if (ROWS < 1 || COLS < 1) $error("mac_systolic_array: ROWS (%0d) and COLS (%0d) must be positive", ROWS, COLS);
+    if (ROWS < 1 || COLS < 1) begin
+      $error("mac_systolic_array: ROWS (%0d) and COLS (%0d) must be positive", ROWS, COLS);
+      $finish;
+    end
   end
 
   // w_h[r][c] is the weight entering PE (r, c); psum_v[r][c] the partial sum entering it.

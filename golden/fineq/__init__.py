@@ -6,7 +6,7 @@ and records the points the project decided.
 
 from .codec import decode_block, encode_block
 from .engine import EngineConfig
-from .errors import FineQError, FormatError, QuantizationError
+from .errors import FineQError, FormatError, QuantizationError, QuantizationWarning
 from .fileio import FORMAT_VERSION, load, save
 from .gemm import gemm, gemm_hw
 from .modelfile import load_model, save_model
@@ -22,6 +22,7 @@ __all__ = [
     "FineQError",
     "FormatError",
     "QuantizationError",
+    "QuantizationWarning",
     "QuantizedMatrix",
     "decode_block",
     "encode_block",

@@ -114,7 +114,12 @@ def _best_rtn(w: Any, s: Any, weight: Any) -> tuple[Any, Any, Any]:
     import torch
 
     lv, err = _pair_levels(w, s, weight)
-    codes = torch.argmin(err, dim=0)  # first minimum: the lowest code
+    codes = torch.zeros(err.shape[1:], dtype=torch.int64)
+    best = err[0].clone()
+    for c in (1, 2, 3):  # strict '<': ties keep the lowest code
+        better = err[c] < best
+        codes[better] = c
+        best = torch.minimum(best, err[c])
     levels = torch.gather(lv, 0, codes[None, :, :, None].expand(1, *lv.shape[1:])).squeeze(0)
     row_err = torch.gather(err, 0, codes[None]).squeeze(0).sum(dim=1)
     return levels.reshape(w.shape), codes, row_err
@@ -160,6 +165,9 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any) -> tuple[np.ndarray, np
     kp = wt.shape[1]
     weight = torch.diagonal(ht).to(torch.float32).clone()
     s16 = _scales(wt, weight, clip=mode != "gptq")
+    from .quantize import warn_flushed_rows
+
+    warn_flushed_rows(wn, s16)
     s = torch.from_numpy(s16.astype(np.float32))
     if mode == "hdiag":
         levels, codes, _ = _best_rtn(wt, s, weight)

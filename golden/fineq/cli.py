@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
 from .calibrated import CALIBRATED_MODES
-from .errors import FineQError
+from .errors import FineQError, QuantizationWarning
 from .fileio import load, save
 from .qmatrix import QuantizedMatrix, quantize
 from .quantize import MODES
@@ -92,26 +93,44 @@ def cmd_info(a: argparse.Namespace) -> int:
 def cmd_bench(a: argparse.Namespace) -> int:
     from . import bench
 
+    for name in ("m", "k", "repeat"):
+        if getattr(a, name) < 1:
+            raise FineQError(f"--{name} must be positive, got {getattr(a, name)}")
     print(bench.report(bench.run(a.m, a.k, a.mode, a.repeat)))
     return 0
 
 
 def cmd_gemm(a: argparse.Namespace) -> int:
     from .gemm import check_activations, gemm
+    from .outputs import atomic_path, check_output
     from .run import run_gemm
 
+    if a.output:
+        check_output(a.output, force=a.force, inputs=[a.weights, a.activations])
     q = load(a.weights)
     x = check_activations(q, _load_npy(a.activations, "activation"))
     if not 0 <= a.stall < 1:
         raise FineQError(f"--stall must be in [0, 1), got {a.stall}")
+    for name in ("rows", "cols", "psum_depth"):
+        if getattr(a, name) < 1:
+            raise FineQError(f"--{name.replace('_', '-')} must be positive, got {getattr(a, name)}")
+    if a.backend != "golden":
+        from .engine import EngineConfig, engine_cycles
+
+        runs = -(-x.shape[1] // a.cols)
+        cyc = engine_cycles(q.levels(), EngineConfig(a.rows, a.cols, a.psum_depth))["total"] * runs
+        rate = RTL_CYCLES_PER_SECOND[a.backend]
+        print(f"fineq gemm: {runs} engine run(s), {cyc:,} cycles; about {cyc / rate:,.0f} s of simulation at "
+              f"~{rate:,} cycles/s on {a.backend} (plus the simulator build)", file=sys.stderr, flush=True)
     res = run_gemm(q, x, a.backend, seed=a.seed, rows=a.rows, cols=a.cols, psum_depth=a.psum_depth,
                    waves=a.waves, stall=a.stall)
     y = res.pop("y")
     ref = gemm(q, x)
     res["bit_exact"] = bool(np.array_equal(y, ref))
     if a.output:
-        np.save(a.output, y.astype(np.int32) if np.abs(y).max(initial=0) < 2**31 else y)
-        res["output"] = a.output
+        with atomic_path(a.output) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, y.astype(np.int32) if np.abs(y).max(initial=0) < 2**31 else y)
+        res["output"] = str(a.output)
     print(json.dumps(res))
     return 0 if res["bit_exact"] else 1
 
@@ -140,8 +159,23 @@ def cmd_perf(a: argparse.Namespace) -> int:
     return cli_perf(a)
 
 
+#: Measured simulation speed of the 64x64 engine through the cocotb testbench (``make measure``), for estimates.
+RTL_CYCLES_PER_SECOND = {"verilator": 1400, "icarus": 150}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="fineq", description="FineQ 2.33-bit quantization, golden model and RTL runs")
+    from . import __version__
+
+    ap = _Parser(prog="fineq", description="FineQ 2.33-bit quantization, golden model and RTL runs")
+    ap.add_argument("--version", action="version", version=f"fineq {__version__}")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("quantize", help="quantize a float [M, K] .npy matrix into a .fineq.npz file")
@@ -154,22 +188,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_quantize)
 
     p = sub.add_parser("info", help="describe a .fineq.npz file")
-    p.add_argument("file")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("file", help=".fineq.npz file")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(fn=cmd_info)
 
     p = sub.add_parser("bench", help="quantizer throughput and memory benchmark")
-    p.add_argument("--m", type=int, default=4096)
-    p.add_argument("--k", type=int, default=11008)
-    p.add_argument("--mode", choices=MODES, default="paper")
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--m", type=int, default=4096, help="rows of the synthetic matrix (default 4096)")
+    p.add_argument("--k", type=int, default=11008, help="columns of the synthetic matrix (default 11008)")
+    p.add_argument("--mode", choices=MODES, default="paper", help="quantizer mode (default paper)")
+    p.add_argument("--repeat", type=int, default=3, help="timed repetitions, best kept (default 3)")
     p.set_defaults(fn=cmd_bench)
 
     p = sub.add_parser("gemm", help="Y = V @ X through the golden model or the RTL, checked bit-exactly")
     p.add_argument("weights", help=".fineq.npz file")
     p.add_argument("activations", help="int8 [K, N] .npy file")
-    p.add_argument("-o", "--output", help="write Y (int32 [M, N]) to this .npy file")
-    p.add_argument("--backend", choices=("golden", "icarus", "verilator"), default="golden")
+    p.add_argument("-o", "--output", help="write Y (int32 [M, N]) to exactly this file (NumPy .npy format)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.add_argument("--backend", choices=("golden", "icarus", "verilator"), default="golden",
+                   help="golden model (default) or the RTL engine on a simulator")
     p.add_argument("--rows", type=int, default=64, help="engine ROWS (K tile)")
     p.add_argument("--cols", type=int, default=64, help="engine COLS (N tile)")
     p.add_argument("--psum-depth", type=int, default=256, help="engine PSUM_DEPTH (rows of M per chunk)")
@@ -180,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_gemm)
 
     p = sub.add_parser("demo", help="end-to-end demo: quantize, show the format, run the RTL, check")
-    p.add_argument("--backend", choices=("golden", "icarus", "verilator"), default="verilator")
+    p.add_argument("--backend", choices=("golden", "icarus", "verilator"), default="verilator",
+                   help="where the GEMM runs (default verilator)")
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("eval", help="perplexity of a causal LM under each quantization method (Tables I, II)")
@@ -215,23 +252,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_quantize_model)
 
     p = sub.add_parser("perf", help="cycle/energy model over LLaMA-2 layers (FineQ vs MAC array)")
-    p.add_argument("--model", action="append", choices=("llama2-7b", "llama2-13b"))
-    p.add_argument("--seq", type=int, action="append")
-    p.add_argument("--weights", help="safetensors file or torch state dict with real weights")
+    p.add_argument("--model", action="append", choices=("llama2-7b", "llama2-13b"),
+                   help="layer shapes to model (repeatable; default both)")
+    p.add_argument("--seq", type=int, action="append", help="sequence length N (repeatable; default 32 256 1024 2048)")
+    p.add_argument("--weights", help="real weights: safetensors, torch state dict, HF folder, .gguf, or 'smollm2'")
     p.add_argument("--synth", default="build/synth/summary.json", help="make synth's summary.json")
-    p.add_argument("--chart", default="build/perf/fig9_efficiency.png")
+    p.add_argument("--chart", help="efficiency chart (.png/.svg/.pdf; default build/perf/fig9_efficiency.png)")
+    p.add_argument("--mode", default="paper", help="FineQ mode for --weights: paper (default) or search")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--json", help="also write the table as JSON here")
     p.set_defaults(fn=cmd_perf)
     return ap
 
 
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI. Bad input: one line on stderr and exit 2; an unexpected failure: one line and exit 1
+    (``--debug`` shows the traceback instead)."""
+    import warnings
+
     a = build_parser().parse_args(argv)
-    try:
-        return int(a.fn(a))
-    except (FineQError, FileNotFoundError) as e:
-        print(f"fineq {a.cmd}: error: {e}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QuantizationWarning)
+        try:
+            rc = int(a.fn(a))
+        except KeyboardInterrupt:
+            print(f"fineq {a.cmd}: interrupted", file=sys.stderr)
+            return 130
+        except (FineQError, OSError) as e:
+            if a.debug:
+                raise
+            print(f"fineq {a.cmd}: error: {_one_line(e)}", file=sys.stderr)
+            return 2
+        except Exception as e:  # noqa: BLE001 - no traceback for users unless --debug
+            if a.debug:
+                raise
+            print(f"fineq {a.cmd}: internal error ({type(e).__name__}): {_one_line(e)} (rerun with --debug)",
+                  file=sys.stderr)
+            return 1
+        finally:
+            for w in caught:
+                if issubclass(w.category, QuantizationWarning):
+                    print(f"fineq {a.cmd}: warning: {w.message}", file=sys.stderr)
+    return rc
 
 
 if __name__ == "__main__":

@@ -13,3 +13,7 @@ class QuantizationError(FineQError):
 
 class FormatError(FineQError):
     """A file or packed buffer is not a valid FineQ object (truncated, corrupt, foreign, unknown version)."""
+
+
+class QuantizationWarning(UserWarning):
+    """Quantization went through, but something the user should know happened (rows flushed to zero)."""

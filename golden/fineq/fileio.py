@@ -37,9 +37,12 @@ def save(q: QuantizedMatrix, path: str | os.PathLike[str]) -> Path:
     """Write ``q`` to ``path`` (written to a temporary file, then renamed: never half a file)."""
     if not isinstance(q, QuantizedMatrix):
         raise FineQError(f"save() takes a QuantizedMatrix, got {type(q).__name__}")
+    from .outputs import atomic_path
+
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    if path.is_dir():
+        raise FineQError(f"output {path} is a directory; give a file name")
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(
             fh,
             magic=np.frombuffer(MAGIC, dtype=np.uint8),
@@ -49,7 +52,6 @@ def save(q: QuantizedMatrix, path: str | os.PathLike[str]) -> Path:
             scales=q.scales,
             mode=np.array(q.mode),
         )
-    os.replace(tmp, path)
     return path
 
 
@@ -59,18 +61,29 @@ def load(path: str | os.PathLike[str]) -> QuantizedMatrix:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if head[:2] != b"PK":
+            what = "a NumPy .npy array" if head[:4] == b"\x93NUM" else "not a zip archive"
+            raise FormatError(f"{path}: not a FineQ .fineq.npz file ({what}); make one with `fineq quantize`")
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in _KEYS if k not in z.files]
             if "magic" in missing or bytes(z["magic"].tobytes()) != MAGIC:
                 raise FormatError(f"{path}: not a FineQ file (no FINEQNPZ magic)")
             if missing:
                 raise FormatError(f"{path}: FineQ file lacks {', '.join(missing)}")
-            version = int(z["format_version"])
+            fv = z["format_version"]
+            if fv.dtype.kind not in "iu" or fv.shape != ():
+                raise FormatError(f"{path}: format_version must be an integer scalar, got {fv.dtype} {fv.shape}")
+            version = int(fv)
             if version != FORMAT_VERSION:
                 raise FormatError(
                     f"{path}: format version {version} is not supported (this fineq reads {FORMAT_VERSION})"
                 )
-            shape = tuple(int(v) for v in z["shape"])
+            zs = z["shape"]
+            if zs.dtype.kind not in "iu":
+                raise FormatError(f"{path}: shape must be integers, got {zs.dtype}")
+            shape = tuple(int(v) for v in zs.reshape(-1))
             if len(shape) != 2:
                 raise FormatError(f"{path}: shape {shape} is not 2-D")
             return QuantizedMatrix(z["packed"], z["scales"], shape, str(z["mode"]))  # type: ignore[arg-type]

@@ -26,6 +26,9 @@ K_MAX = (1 << 22) - 1
 
 def check_activations(q: QuantizedMatrix, x: Any) -> np.ndarray:
     """Validate activations for ``q``: int8 ``[K, N]``; raise FineQError naming the problem."""
+    if not isinstance(q, QuantizedMatrix):
+        raise FineQError(f"weights must be a fineq.QuantizedMatrix (from fineq.quantize or fineq.load), "
+                         f"got {type(q).__name__}")
     if type(x).__module__.startswith("torch"):
         x = x.detach().cpu().numpy()
     x = np.asarray(x)

@@ -111,10 +111,22 @@ def synthetic_layers(model: str, cfg: EngineConfig, seed: int = 0) -> list[Layer
 
 
 def load_weight_file(path: str | Path) -> dict[str, np.ndarray]:
-    """``{name: float32 [out, in]}`` for every ``*_proj.weight`` in a safetensors file or torch state dict."""
+    """``{name: float32 [out, in]}`` for every ``*_proj.weight`` of a model: a safetensors file, a torch
+    state dict (``.pt``/``.pth``/``.bin``), or anything ``fineq eval --model`` takes (a Hugging Face folder,
+    a ``.gguf`` file, ``smollm2``)."""
+    from .models import DEMO_MODEL
+
+    if str(path) == DEMO_MODEL or Path(path).is_dir() or Path(path).suffix == ".gguf":
+        from .models import decoder_linears, load
+
+        lm = load(path)
+        return {f"{n}.weight": m.weight.detach().float().numpy() for n, m in decoder_linears(lm.model).items()}
     path = Path(path)
     if not path.is_file():
         raise FineQError(f"weights file {path} does not exist")
+    if path.suffix not in (".safetensors", ".pt", ".pth", ".bin"):
+        raise FineQError(f"weights file {path}: expected .safetensors, a torch state dict (.pt/.pth/.bin), "
+                         "a .gguf file, a model folder or 'smollm2'")
     import torch
 
     try:
@@ -127,7 +139,8 @@ def load_weight_file(path: str | Path) -> dict[str, np.ndarray]:
             if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
                 sd = sd["state_dict"]
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
-        raise FineQError(f"{path}: not a readable safetensors file or torch state dict ({e})") from e
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise FineQError(f"{path}: not a readable safetensors file or torch state dict ({first})") from e
     if not isinstance(sd, dict):
         raise FineQError(f"{path}: expected a state dict, got {type(sd).__name__}")
     out = {}
@@ -139,8 +152,9 @@ def load_weight_file(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
-def file_layers(path: str | Path, cfg: EngineConfig) -> list[Layer]:
-    return [layer_from_levels(name, quantize(w).levels(), 1, cfg) for name, w in load_weight_file(path).items()]
+def file_layers(path: str | Path, cfg: EngineConfig, mode: str = "paper") -> list[Layer]:
+    """Layers of a real model, quantized with a data-free FineQ mode (``paper`` or ``search``)."""
+    return [layer_from_levels(name, quantize(w, mode).levels(), 1, cfg) for name, w in load_weight_file(path).items()]
 
 
 def load_power(summary: str | Path) -> dict[str, Any] | None:
@@ -148,13 +162,16 @@ def load_power(summary: str | Path) -> dict[str, Any] | None:
     p = Path(summary)
     if not p.is_file():
         return None
-    s = json.loads(p.read_text())
-    if s.get("mode") != "liberty":
-        return None
-    d = s["designs"]
-    return {"fineq_mw": d["fineq_pe_array"]["power_mw"]["total"] + d["fineq_decoders"]["power_mw"]["total"],
-            "mac_mw": d["mac_systolic_array"]["power_mw"]["total"], "clock_mhz": s["clock_mhz"],
-            "array": s["array"], "source": str(p)}
+    try:
+        s = json.loads(p.read_text())
+        if not isinstance(s, dict) or s.get("mode") != "liberty":
+            return None
+        d = s["designs"]
+        return {"fineq_mw": d["fineq_pe_array"]["power_mw"]["total"] + d["fineq_decoders"]["power_mw"]["total"],
+                "mac_mw": d["mac_systolic_array"]["power_mw"]["total"], "clock_mhz": s["clock_mhz"],
+                "array": s["array"], "source": str(p)}
+    except (ValueError, KeyError, TypeError) as e:
+        raise FineQError(f"synthesis report {p} is not a make synth summary.json ({type(e).__name__}: {e})") from e
 
 
 def evaluate(layers: list[Layer], n: int, cfg: EngineConfig, power: dict[str, Any] | None,
@@ -224,16 +241,33 @@ def chart(results: dict[str, dict[int, dict[str, Any]]], path: Path) -> None:
     ax.set_ylim(0, max(max(vals), PAPER_MAX_EFFICIENCY) * 1.3)
     ax.legend(fontsize=8, loc="upper center", ncol=3)
     fig.tight_layout()
+    from .outputs import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip("."))
+    plt.close(fig)
+
+
+DEFAULT_CHART = "build/perf/fig9_efficiency.png"
 
 
 def cli_perf(a: argparse.Namespace) -> int:
+    from .outputs import check_output, write_text_atomic
+
     cfg = EngineConfig()
+    chart_path = Path(a.chart or DEFAULT_CHART)
+    if chart_path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise FineQError(f"--chart {chart_path}: use a .png, .svg or .pdf file name")
+    for given in (a.chart, a.json):
+        if given and not str(given).startswith("build/"):  # build/ holds generated artefacts, replaced freely
+            check_output(given, force=a.force, inputs=[a.weights] if a.weights else [])
+    if a.mode not in ("paper", "search"):
+        raise FineQError(f"--mode {a.mode}: fineq perf quantizes with the data-free modes paper or search")
     power = load_power(a.synth)
     if power is None:
         print(f"no synthesis report with power at {a.synth}: run `LIBERTY=... make synth` for energy; "
-              "showing cycles and throughput only")
+              "showing cycles and throughput only (no efficiency chart)")
     elif power["array"] != [cfg.rows, cfg.cols]:
         raise FineQError(f"{a.synth} is for a {power['array']} array; the model is 64 x 64: rerun make synth")
     seqs = a.seq or list(SEQS)
@@ -244,8 +278,9 @@ def cli_perf(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     for model in models:
         if a.weights:
-            layers = file_layers(a.weights, cfg)
-            model = f"{model} ({Path(a.weights).name})" if model != "weights" else Path(a.weights).name
+            layers = file_layers(a.weights, cfg, a.mode)
+            label = f"{Path(a.weights).name}, FineQ {a.mode}"
+            model = f"{model} ({label})" if model != "weights" else label
         else:
             print(f"quantizing synthetic {model} layer weights ...", flush=True)
             layers = synthetic_layers(model, cfg)
@@ -257,10 +292,10 @@ def cli_perf(a: argparse.Namespace) -> int:
     print(f"({time.perf_counter() - t0:.1f} s)")
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({"power": power, "results": results}, indent=1, default=str))
+        write_text_atomic(a.json, json.dumps({"power": power, "results": results}, indent=1, default=str))
     if power:
-        chart(results, Path(a.chart))
-        print(f"chart: {a.chart}")
+        chart(results, chart_path)
+        print(f"chart: {chart_path}")
         summ = {m: {n: round(r["total"]["efficiency"], 3) for n, r in by.items()} for m, by in results.items()}
         print(json.dumps({"efficiency": summ, "paper_max": PAPER_MAX_EFFICIENCY}))
     return 0

@@ -42,6 +42,10 @@ def as_float_matrix(w: Any) -> np.ndarray:
             raise FineQError(f"expected a torch.Tensor, got {type(w).__name__}")
         if not w.is_floating_point():
             raise FineQError(f"weights must be floating point, got torch dtype {w.dtype}")
+        if w.is_meta:
+            raise FineQError("weights are a meta tensor (no data); load the model's weights first")
+        if w.layout != torch.strided:
+            raise FineQError(f"weights must be a dense tensor, got layout {w.layout}; call .to_dense() first")
         w = w.detach().to("cpu", torch.float32).numpy()
     if not isinstance(w, np.ndarray):
         raise FineQError(f"weights must be a numpy array or torch tensor, got {type(w).__name__}")
@@ -183,7 +187,28 @@ def quantize_arrays(w: Any, mode: str = "paper", workers: int | None = None) -> 
         with ThreadPoolExecutor(nworkers) as pool:
             for fut in [pool.submit(work, r0) for r0 in starts]:
                 fut.result()
+    warn_flushed_rows(w, scales)
     return packed, scales
+
+
+def warn_flushed_rows(w: np.ndarray, scales: np.ndarray) -> None:
+    """Warn (QuantizationWarning) about rows with non-zero weights whose float16 scale underflowed to 0.
+
+    Such rows (``max |w| / 3`` below float16's smallest subnormal, ~6e-8) are
+    stored as the spec stores zero rows: scale 0, every level 0. See docs/format.md.
+    """
+    import warnings
+
+    from .errors import QuantizationWarning
+
+    zero = np.flatnonzero(scales == 0)
+    if zero.size == 0:
+        return
+    flushed = [int(r) for r in zero if np.any(w[r] != 0)]
+    if flushed:
+        shown = ", ".join(map(str, flushed[:8])) + (f" and {len(flushed) - 8} more" if len(flushed) > 8 else "")
+        warnings.warn(f"{len(flushed)} row(s) have weights too small for a float16 scale (max|w|/3 underflows to 0): "
+                      f"rows {shown} are stored as zero rows", QuantizationWarning, stacklevel=3)
 
 
 def quantize_reference(w: Any, mode: str = "paper") -> tuple[np.ndarray, np.ndarray]:

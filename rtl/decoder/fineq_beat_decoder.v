@@ -19,8 +19,14 @@ module fineq_beat_decoder #(
 );
 
   initial begin
-    if (ROWS < 8 || ROWS % 8 != 0) $error("fineq_beat_decoder: ROWS (%0d) must be a positive multiple of 8", ROWS);
-    if (BPV * 24 < ROWS + 16) $error("fineq_beat_decoder: BPV (%0d) blocks cannot cover ROWS+16 weights", BPV);
+    if (ROWS < 8 || ROWS % 8 != 0) begin
+      $error("fineq_beat_decoder: ROWS (%0d) must be a positive multiple of 8", ROWS);
+      $finish;
+    end
+    if (BPV * 24 < ROWS + 16) begin
+      $error("fineq_beat_decoder: BPV (%0d) blocks cannot cover ROWS+16 weights", BPV);
+      $finish;
+    end
   end
 
   // Weights past 8*skip + ROWS of the last block are never selected for the

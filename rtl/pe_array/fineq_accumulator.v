@@ -23,7 +23,10 @@ module fineq_accumulator #(
 );
 
   initial begin
-    if (ACC_W <= SUM_W) $error("fineq_accumulator: ACC_W (%0d) must exceed SUM_W (%0d)", ACC_W, SUM_W);
+    if (ACC_W <= SUM_W) begin
+      $error("fineq_accumulator: ACC_W (%0d) must exceed SUM_W (%0d)", ACC_W, SUM_W);
+      $finish;
+    end
   end
 
   genvar c;

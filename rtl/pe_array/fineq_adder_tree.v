@@ -22,9 +22,18 @@ module fineq_adder_tree #(
   localparam integer NP = 1 << LEVELS;
 
   initial begin
-    if (N < 1) $error("fineq_adder_tree: N (%0d) must be positive", N);
-    if (IN_W < 2) $error("fineq_adder_tree: IN_W (%0d) must be at least 2", IN_W);
-    if (SUM_W != IN_W + 1 + LEVELS) $error("fineq_adder_tree: SUM_W must be IN_W + 1 + LEVELS");
+    if (N < 1) begin
+      $error("fineq_adder_tree: N (%0d) must be positive", N);
+      $finish;
+    end
+    if (IN_W < 2) begin
+      $error("fineq_adder_tree: IN_W (%0d) must be at least 2", IN_W);
+      $finish;
+    end
+    if (SUM_W != IN_W + 1 + LEVELS) begin
+      $error("fineq_adder_tree: SUM_W must be IN_W + 1 + LEVELS");
+      $finish;
+    end
   end
 
   genvar l, n;

@@ -14,7 +14,10 @@ module fineq_pe #(
 );
 
   initial begin
-    if (ACT_W < 2) $error("fineq_pe: ACT_W (%0d) must be at least 2", ACT_W);
+    if (ACT_W < 2) begin
+      $error("fineq_pe: ACT_W (%0d) must be at least 2", ACT_W);
+      $finish;
+    end
   end
 
   reg [ACT_W-1:0] act_q;

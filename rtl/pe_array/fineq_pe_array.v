@@ -23,7 +23,10 @@ module fineq_pe_array #(
 );
 
   initial begin
-    if (ROWS < 1 || COLS < 1) $error("fineq_pe_array: ROWS (%0d) and COLS (%0d) must be positive", ROWS, COLS);
+    if (ROWS < 1 || COLS < 1) begin
+      $error("fineq_pe_array: ROWS (%0d) and COLS (%0d) must be positive", ROWS, COLS);
+      $finish;
+    end
   end
 
   genvar r, c;

@@ -23,7 +23,10 @@ module fineq_temporal_encoder #(
 );
 
   initial begin
-    if (ROWS < 1) $error("fineq_temporal_encoder: ROWS (%0d) must be positive", ROWS);
+    if (ROWS < 1) begin
+      $error("fineq_temporal_encoder: ROWS (%0d) must be positive", ROWS);
+      $finish;
+    end
   end
 
   reg [ROWS*3-1:0] vec_q, vec_d;

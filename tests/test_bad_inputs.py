@@ -1,0 +1,232 @@
+"""A table of bad inputs through the CLI and the API.
+
+For each CLI case: a non-zero exit status, exactly one line on stderr naming
+the problem, no traceback, and no file created or changed in the work folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fineq
+from fineq.cli import main
+from fineq.errors import FineQError, FormatError
+from fineq.synthetic import heavy_tailed, int8_activations
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    """A folder with good and bad inputs; the tests run inside it."""
+    monkeypatch.chdir(tmp_path)
+    w = heavy_tailed(8, 48, seed=1)
+    np.save("W.npy", w)
+    np.save("X.npy", int8_activations(48, 5, seed=2))
+    np.save("Xf.npy", np.ones((48, 5), dtype=np.float32))
+    np.save("Xk.npy", int8_activations(40, 5, seed=2))
+    np.save("Xc.npy", np.ones((10, 47), dtype=np.float32))
+    np.save("W3.npy", np.ones((2, 3, 4), dtype=np.float32))
+    np.save("Wi.npy", np.ones((4, 4), dtype=np.int32))
+    wn = w.copy()
+    wn[3, 5] = np.nan
+    np.save("Wnan.npy", wn)
+    np.save("Whuge.npy", np.full((2, 24), 1e6, dtype=np.float32))
+    np.save("Wempty.npy", np.zeros((0, 5), dtype=np.float32))
+    Path("junk.npy").write_bytes(b"\x00\x01garbage" * 10)
+    Path("junk.fineq.npz").write_bytes(bytes(range(256)) * 4)
+    Path("junk.gguf").write_bytes(b"GGUF" + b"\x00" * 60)
+    Path("junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    q = fineq.quantize(w)
+    fineq.save(q, "Q.fineq.npz")
+    fineq.save(q, "exists.fineq.npz")
+    data = Path("Q.fineq.npz").read_bytes()
+    Path("trunc.fineq.npz").write_bytes(data[: len(data) // 2])
+    np.savez("foreign.npz", a=np.zeros(3))
+    fields = dict(np.load("Q.fineq.npz", allow_pickle=False))
+    np.savez("strver.fineq.npz", **{**fields, "format_version": np.array("1")})
+    np.savez("ver99.fineq.npz", **{**fields, "format_version": np.int64(99)})
+    Path("Y.npy").write_bytes(b"keep me")
+    Path("bad.json").write_text("{not json")
+    Path("dir").mkdir()
+    Path("emptymodel").mkdir()
+    return tmp_path
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir")
+            for p in sorted(root.rglob("*"))}
+
+
+CASES = [
+    # quantize
+    (["quantize", "missing.npy"], "does not exist"),
+    (["quantize", "W.npy", "-o", "W.npy"], "also an input"),
+    (["quantize", "W.npy", "-o", "exists.fineq.npz"], "exists; use --force"),
+    (["quantize", "W.npy", "-o", "dir"], "is a directory"),
+    (["quantize", "W.npy", "-o", "nodir/out.fineq.npz"], "folder nodir does not exist"),
+    (["quantize", "junk.npy", "-o", "o.fineq.npz"], "not a readable .npy"),
+    (["quantize", "W3.npy", "-o", "o.fineq.npz"], "2-D"),
+    (["quantize", "Wi.npy", "-o", "o.fineq.npz"], "floating point"),
+    (["quantize", "Wnan.npy", "-o", "o.fineq.npz"], "row 3 holds a non-finite"),
+    (["quantize", "Whuge.npy", "-o", "o.fineq.npz"], "overflows float16"),
+    (["quantize", "Wempty.npy", "-o", "o.fineq.npz"], "non-empty"),
+    (["quantize", "W.npy", "-o", "o.fineq.npz", "--mode", "gptq"], "needs --calib"),
+    (["quantize", "W.npy", "-o", "o.fineq.npz", "--calib", "Xc.npy"], "uses no --calib"),
+    (["quantize", "W.npy", "-o", "o.fineq.npz", "--mode", "gptq", "--calib", "Xc.npy"], "expected float [n, K=48]"),
+    (["quantize", "W.npy", "--mode", "bogus"], "invalid choice"),
+    # info
+    (["info", "W.npy"], "NumPy .npy array"),
+    (["info", "junk.fineq.npz"], "not a zip archive"),
+    (["info", "missing.fineq.npz"], "no such file"),
+    (["info", "foreign.npz"], "no FINEQNPZ magic"),
+    (["info", "strver.fineq.npz"], "format_version must be an integer"),
+    (["info", "trunc.fineq.npz"], "truncated or corrupt"),
+    (["info", "ver99.fineq.npz"], "version 99 is not supported"),
+    # gemm
+    (["gemm", "W.npy", "X.npy"], "NumPy .npy array"),
+    (["gemm", "Q.fineq.npz", "Xf.npy"], "must be int8"),
+    (["gemm", "Q.fineq.npz", "Xk.npy"], "K=40 rows"),
+    (["gemm", "Q.fineq.npz", "missing.npy"], "does not exist"),
+    (["gemm", "Q.fineq.npz", "X.npy", "--stall", "1.5"], "--stall must be in [0, 1)"),
+    (["gemm", "Q.fineq.npz", "X.npy", "-o", "Q.fineq.npz"], "also an input"),
+    (["gemm", "Q.fineq.npz", "X.npy", "-o", "Y.npy"], "exists; use --force"),
+    (["gemm", "Q.fineq.npz", "X.npy", "-o", "dir"], "is a directory"),
+    (["gemm", "Q.fineq.npz", "X.npy", "--rows", "0"], "--rows must be positive"),
+    (["gemm", "Q.fineq.npz", "X.npy", "--backend", "nope"], "invalid choice"),
+    # bench
+    (["bench", "--m", "0"], "--m must be positive"),
+    (["bench", "--repeat", "0"], "--repeat must be positive"),
+    # perf
+    (["perf", "--synth", "bad.json", "--seq", "32", "--model", "llama2-7b"], "not a make synth summary.json"),
+    (["perf", "--chart", "x.xyz"], "use a .png"),
+    (["perf", "--weights", "W.npy"], "expected .safetensors"),
+    (["perf", "--weights", "junk.safetensors"], "not a readable safetensors"),
+    (["perf", "--weights", "missing.safetensors"], "does not exist"),
+    (["perf", "--seq", "0", "--model", "llama2-7b"], "must be positive"),
+    (["perf", "--mode", "gptq"], "data-free"),
+    (["perf", "--json", "Y.npy"], "exists; use --force"),
+    # eval and whole-model files
+    (["eval"], "--model is required"),
+    (["eval", "--model", "missingdir"], "does not exist"),
+    (["eval", "--model", "emptymodel"], "no config.json"),
+    (["eval", "--model", "junk.gguf"], "cannot be loaded"),
+    (["eval", "--model", "smollm2", "--methods", "nope"], "unknown method"),
+    (["eval", "--model", "smollm2", "--chart", "c.xyz"], "use a .png"),
+    (["eval", "--model", "smollm2", "--json", "Y.npy"], "exists; use --force"),
+    (["quantize-model", "--model", "missingdir", "-o", "m.fineq.safetensors"], "does not exist"),
+    (["quantize-model", "--model", "smollm2", "-o", "Y.npy"], "exists; use --force"),
+    (["quantize-model", "--model", "smollm2", "-o", "m.fineq.safetensors", "--mode", "bogus"], "unknown method"),
+    # the command line itself
+    ([], "required"),
+    (["info", "Q.fineq.npz", "--bogus"], "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize("args,msg", CASES, ids=[" ".join(a) or "<none>" for a, _ in CASES])
+def test_cli_bad_input(work, capsys, args, msg):
+    if args[:1] == ["eval"] or args[:1] == ["quantize-model"] or "--weights" in args:
+        pytest.importorskip("transformers")
+    before = _snapshot(work)
+    try:
+        rc = main(args)
+    except SystemExit as e:  # argparse
+        rc = e.code
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc not in (0, None), (args, out, err)
+    assert len(lines) == 1, err
+    assert msg in lines[0], lines[0]
+    assert "Traceback" not in err + out
+    assert _snapshot(work) == before
+
+
+def test_cli_bad_input_table_is_large_enough():
+    assert len(CASES) >= 40
+
+
+# ---- the API -----------------------------------------------------------------------------------------
+
+def test_api_bad_inputs(tmp_path):
+    torch = pytest.importorskip("torch")
+    q = fineq.quantize(heavy_tailed(4, 30, seed=0))
+    x = int8_activations(30, 2)
+    table = [
+        (lambda: fineq.quantize(torch.empty(4, 8, device="meta")), FineQError, "meta tensor"),
+        (lambda: fineq.quantize(torch.eye(4).to_sparse()), FineQError, "dense tensor"),
+        (lambda: fineq.quantize([[1.0, 2.0]]), FineQError, "numpy array or torch tensor"),
+        (lambda: fineq.quantize(np.ones((2, 3)), "bogus"), FineQError, "mode must be one of"),
+        (lambda: fineq.gemm(np.ones((4, 30)), x), FineQError, "QuantizedMatrix"),
+        (lambda: fineq.gemm(q, x.astype(np.int16)), FineQError, "int8"),
+        (lambda: fineq.save(q, tmp_path), FineQError, "is a directory"),
+        (lambda: fineq.load(tmp_path / "nope.fineq.npz"), FileNotFoundError, "no such file"),
+        (lambda: fineq.load_model(tmp_path / "nope.fineq.safetensors"), FineQError, "does not exist"),
+        (lambda: fineq.QuantizedMatrix(q.packed, q.scales, (4, 300)), FormatError, "does not match"),
+        (lambda: fineq.QuantizedMatrix(q.packed, q.scales.astype(np.float32), q.shape), FormatError, "float16"),
+    ]
+    for fn, exc, msg in table:
+        with pytest.raises(exc, match=msg):
+            fn()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quantized_matrix_is_immutable_and_comparable():
+    w = heavy_tailed(6, 50, seed=3)
+    src = fineq.quantize(w).packed.copy()
+    q = fineq.QuantizedMatrix(src, fineq.quantize(w).scales, (6, 50))
+    src[0, 0] ^= 0xFF  # the caller's array is copied: q does not change with it
+    assert q == fineq.quantize(w) and q != fineq.quantize(w * 2) and (q == 5) is False
+    lv = q.levels()
+    for arr in (q.packed, q.scales, lv):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0] = 0
+    with pytest.raises(TypeError):
+        hash(q)
+
+
+def test_scale_underflow_rows_are_zero_rows_with_a_warning(tmp_path, capsys):
+    w = heavy_tailed(5, 48, seed=4)
+    w[1] *= 1e-9
+    w[3] *= 1e-9
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        q = fineq.quantize(w)
+    assert [str(r.message) for r in rec if issubclass(r.category, fineq.QuantizationWarning)]
+    msg = str(rec[0].message)
+    assert "rows 1, 3" in msg
+    assert q.scales[1] == 0 and q.scales[3] == 0 and not q.levels()[[1, 3]].any()
+    assert q.levels()[[0, 2, 4]].any()
+    np.save(tmp_path / "w.npy", w)
+    assert main(["quantize", str(tmp_path / "w.npy"), "-o", str(tmp_path / "w.fineq.npz")]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "rows 1, 3" in err and "Traceback" not in err
+
+
+def test_gemm_output_is_exactly_the_named_file(tmp_path, capsys):
+    np.save(tmp_path / "X.npy", int8_activations(48, 3))
+    q = fineq.quantize(heavy_tailed(4, 48, seed=5))
+    fineq.save(q, tmp_path / "q.fineq.npz")
+    out = tmp_path / "yy"
+    assert main(["gemm", str(tmp_path / "q.fineq.npz"), str(tmp_path / "X.npy"), "-o", str(out)]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["output"] == str(out) and out.is_file() and not (tmp_path / "yy.npy").exists()
+    assert np.array_equal(np.load(out), fineq.gemm(q, np.load(tmp_path / "X.npy")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy", "q.fineq.npz", "yy"]
+
+
+def test_version_and_help_text(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("fineq ")
+    from fineq.cli import build_parser
+
+    ap = build_parser()
+    sub = next(a for a in ap._actions if a.dest == "cmd")
+    for name, p in sub.choices.items():
+        for act in p._actions:
+            if act.dest != "help":
+                assert act.help, f"fineq {name} {act.option_strings or act.dest} has no help text"
