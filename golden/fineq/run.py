@@ -46,15 +46,34 @@ def run_gemm(
     if backend == "golden":
         res.update(y=gemm(q, x), cycles=model_cycles, cycle_split=split)
         return res
-    from .rtl import run_engine  # needs cocotb and a simulator
+    from .progress import progress
 
     y = np.zeros((q.shape[0], x.shape[1]), dtype=np.int64)
     cycles = 0
-    for c0, c1 in tiles:
-        out = run_engine(q, x[:, c0:c1], cfg, backend, seed=seed, waves=waves, stall=stall)
+    sim_seconds = 0.0
+    build_seconds = 0.0
+    extra: dict[str, Any] = {}
+    for i, (c0, c1) in enumerate(progress(tiles, desc=f"RTL ({backend})", unit="engine run")):
+        if backend == "verilator":
+            from .hw.native import run_engine as native_run
+
+            if waves:
+                raise FineQError("--waves is available on the icarus backend (the native Verilator harness "
+                                 "runs without tracing)")
+            out = native_run(q, x[:, c0:c1], cfg, stall=stall, seed=seed + i)
+            build_seconds += out["build_seconds"]
+        else:
+            from .rtl import run_engine  # the cocotb testbench on Icarus
+
+            out = run_engine(q, x[:, c0:c1], cfg, backend, seed=seed, waves=waves, stall=stall)
+            extra["log"] = out["log"]
         y[:, c0:c1] = out["y"]
         cycles += out["cycles"]
-    res.update(y=y, cycles=cycles, model_cycles=model_cycles, stall=stall, log=out["log"])
+        sim_seconds += out["sim_seconds"]
+    res.update(y=y, cycles=cycles, model_cycles=model_cycles, stall=stall, sim_seconds=round(sim_seconds, 6),
+               cycles_per_second=round(cycles / sim_seconds) if sim_seconds > 0 else None, **extra)
+    if backend == "verilator":
+        res["build_seconds"] = round(build_seconds, 1)
     if stall == 0:
         res["cycles_match_model"] = cycles == model_cycles
     return res

@@ -1,0 +1,1 @@
+"""Running the RTL: stream formats, the RTL file list, simulator builds and jobs (see docs/microarchitecture.md)."""
