@@ -138,3 +138,19 @@ def test_installed_package_runs_the_rtl(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env, capture_output=True,
                          text=True)
     assert out.stdout.strip().endswith("ok")
+
+
+@pytest.mark.rtl
+def test_rtl_layer_on_a_tiny_llama(tiny_llama, capsys):
+    import json
+
+    from fineq.cli import main
+
+    folder, text = tiny_llama
+    assert main(["rtl-layer", "--model", str(folder), "--text", str(text), "--layer", "1", "--tokens", "12",
+                 "--rows", "16", "--cols", "8", "--psum-depth", "32"]) == 0
+    doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(doc["linears"]) == 7 and doc["total"]["all_bit_exact"] and doc["total"]["all_cycles_match"]
+    assert all(0 < r["rel_error_vs_float"] < 1 for r in doc["linears"])
+    assert {r["linear"].rsplit(".", 1)[-1] for r in doc["linears"]} == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}

@@ -153,6 +153,12 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
     return quantize_model_file(a)
 
 
+def cmd_rtl_layer(a: argparse.Namespace) -> int:
+    from .hw.layer import cli_rtl_layer
+
+    return cli_rtl_layer(a)
+
+
 def cmd_perf(a: argparse.Namespace) -> int:
     from .perf import cli_perf
 
@@ -250,6 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-seq", type=int, default=512, help="calibration window length (default 512)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(fn=cmd_quantize_model)
+
+    p = sub.add_parser("rtl-layer", help="one decoder layer of a real model through the RTL engine, checked")
+    p.add_argument("--model", default="smollm2", help="Hugging Face folder, .gguf file, or 'smollm2' (default)")
+    p.add_argument("--layer", type=int, default=0, help="decoder layer index (default 0)")
+    p.add_argument("--tokens", type=int, default=64, help="tokens of text whose activations are used (default 64)")
+    p.add_argument("--text", help="UTF-8 text file (default: the installed corpus)")
+    p.add_argument("--mode", default="paper", help="FineQ mode: paper (default) or search")
+    p.add_argument("--backend", choices=("golden", "icarus", "verilator"), default="verilator",
+                   help="where the GEMMs run (default verilator, the native harness)")
+    p.add_argument("--rows", type=int, default=64, help="engine ROWS (default 64)")
+    p.add_argument("--cols", type=int, default=64, help="engine COLS (default 64)")
+    p.add_argument("--psum-depth", type=int, default=256, help="engine PSUM_DEPTH (default 256)")
+    p.set_defaults(fn=cmd_rtl_layer)
 
     p = sub.add_parser("perf", help="cycle/energy model over LLaMA-2 layers (FineQ vs MAC array)")
     p.add_argument("--model", action="append", choices=("llama2-7b", "llama2-13b"),
