@@ -59,4 +59,4 @@ clean:
 	rm -rf build sim_build .pytest_cache
 
 measure: setup
-	$(RUN) python sim/engine_bench.py
+	PYTHONPATH=tb $(RUN) python sim/engine_bench.py

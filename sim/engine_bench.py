@@ -1,11 +1,12 @@
-"""Measure the 64 x 64 engine on Verilator (``make measure``).
+"""Speed of the 64 x 64 engine on Verilator (``make measure``): the native harness against the
+cocotb testbench on the same GEMM, in one run.
 
-Runs one stall-free GEMM (default M=256, K=4096, N=64, weights from
-fineq.quantize of a heavy-tailed matrix with outlier channels) through the RTL
-with the cocotb/pyuvm testbench, checks it bit-exactly and against the cycle
-model, and prints the simulation speed (cycles per second of wall time, the
-testbench included: it drives and checks every beat) and the PE-array
-utilization.
+The GEMM: SmolLM2's layer-0 ``down_proj`` (576 x 1536, real weights, FineQ
+``paper``; reference = the dequantized Q4_1 GGUF) times 64 int8 activation
+columns, or a synthetic heavy-tailed matrix of the same shape (``--synthetic``,
+labelled as such). Each path is checked bit-exactly against ``fineq.gemm`` and
+cycle-exactly against the cycle model; the figures are engine cycles per second
+of simulation (the harness's loop, or cocotb's test time), and build times.
 """
 
 from __future__ import annotations
@@ -18,53 +19,61 @@ import numpy as np
 
 from fineq import gemm, quantize
 from fineq.engine import EngineConfig, engine_cycles, utilization
-from fineq.rtl import run_engine
+from fineq.hw.native import build, run_engine
 from fineq.synthetic import heavy_tailed, int8_activations
+
+
+def weights(synthetic: bool) -> tuple[np.ndarray, str]:
+    if synthetic:
+        return heavy_tailed(576, 1536, seed=1), "synthetic heavy-tailed 576 x 1536"
+    from fineq.models import load
+
+    lm = load("smollm2")
+    w = dict(lm.model.named_modules())["model.layers.0.mlp.down_proj"].weight.detach().float().numpy()
+    return w, "SmolLM2 layer 0 down_proj (dequantized Q4_1 reference)"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--m", type=int, default=256)
-    ap.add_argument("--k", type=int, default=4096)
-    ap.add_argument("--n", type=int, default=64)
-    ap.add_argument("--backend", default="verilator")
+    ap.add_argument("--n", type=int, default=64, help="activation columns (<= 64: one engine run)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="Verilator --threads to try")
+    ap.add_argument("--synthetic", action="store_true", help="synthetic weights instead of SmolLM2's")
+    ap.add_argument("--no-cocotb", action="store_true", help="skip the cocotb baseline (its -O2 build takes minutes)")
     a = ap.parse_args()
     cfg = EngineConfig(64, 64, 256)
-    q = quantize(heavy_tailed(a.m, a.k, seed=1))
-    x = int8_activations(a.k, a.n, seed=2)
-    print(f"building and running the 64x64 engine ({a.backend}, -O2) on M={a.m} K={a.k} N={a.n} ...", flush=True)
-    t0 = time.perf_counter()
-    out = run_engine(q, x, cfg, a.backend, cxx_opt="-O2")
-    wall = time.perf_counter() - t0
+    w, label = weights(a.synthetic)
+    q = quantize(w)
+    x = int8_activations(q.shape[1], a.n, seed=2)
+    ref = gemm(q, x)
     model = engine_cycles(q.levels(), cfg)
-    exact = bool(np.array_equal(out["y"], gemm(q, x)))
-    util = utilization(q.levels(), a.n, cfg)
-    big = utilization(quantize(heavy_tailed(4096, a.k, seed=3)).levels(), 64, cfg)
-    res = {
-        "shape": [a.m, a.k, a.n],
-        "cycles": out["cycles"],
-        "model_cycles": model["total"],
-        "cycle_split": model,
-        "bit_exact": exact,
-        "sim_seconds": out["sim_seconds"],
-        "cycles_per_second": out["cycles"] / out["sim_seconds"],
-        "wall_seconds_with_build": wall,
-        "utilization_useful": util["useful"],
-        "utilization_temporal": util["temporal"],
-        "model_utilization_useful_M4096": big["useful"],
-        "model_utilization_temporal_M4096": big["temporal"],
-    }
-    print(f"cycles: RTL {res['cycles']}, model {res['model_cycles']} (split {model})")
-    print(f"bit-exact against fineq.gemm: {exact}")
-    print(f"Verilator + cocotb testbench: {res['cycles_per_second']:.0f} cycles/s "
-          f"({res['sim_seconds']:.1f} s simulated run; {wall:.0f} s with build)")
-    print(f"PE utilization (useful 1-bit PE-cycles / all PE-cycles): {100 * util['useful']:.1f}%; "
-          f"PE-cycles in temporal cycles with a real (k, n): {100 * util['temporal']:.1f}%")
-    print(f"model, M=4096 (a LLaMA-2-7B layer height): useful {100 * big['useful']:.1f}%, "
-          f"temporal {100 * big['temporal']:.1f}%")
-    print(json.dumps(res))
-    if not exact or res["cycles"] != res["model_cycles"]:
-        raise SystemExit("mismatch: RTL and golden model disagree")
+    print(f"GEMM {q.shape[0]} x {q.shape[1]} x {a.n}: {label}; model {model['total']:,} cycles", flush=True)
+    res: dict[str, object] = {"weights": label, "shape": [*q.shape, a.n], "model_cycles": model["total"],
+                              "cycle_split": model, "utilization": utilization(q.levels(), a.n, cfg)}
+    for t in a.threads:
+        t0 = time.perf_counter()
+        _, secs = build(cfg, threads=t)
+        out = run_engine(q, x, cfg, threads=t)
+        exact = bool(np.array_equal(out["y"], ref)) and out["cycles"] == model["total"]
+        res[f"native_t{t}"] = {"cycles_per_second": out["cycles_per_second"], "sim_seconds": out["sim_seconds"],
+                               "build_seconds": round(secs, 1), "exact": exact,
+                               "wall_seconds": round(time.perf_counter() - t0, 1)}
+        print(f"native harness, --threads {t}: {out['cycles_per_second']:,.0f} cycles/s "
+              f"({out['sim_seconds']:.2f} s), build {secs:.0f} s (0: cached), bit- and cycle-exact {exact}",
+              flush=True)
+    if not a.no_cocotb:
+        from fineq_tb.gemm_job import run_engine as cocotb_run  # tb/ on PYTHONPATH (make measure)
+
+        t0 = time.perf_counter()
+        out = cocotb_run(q, x, cfg, "verilator", cxx_opt="-O2")
+        exact = bool(np.array_equal(out["y"], ref)) and out["cycles"] == model["total"]
+        cps = out["cycles"] / out["sim_seconds"]
+        res["cocotb"] = {"cycles_per_second": cps, "sim_seconds": out["sim_seconds"], "exact": exact,
+                         "wall_seconds_with_build": round(time.perf_counter() - t0, 1)}
+        best = max(v["cycles_per_second"] for k, v in res.items() if k.startswith("native"))  # type: ignore[union-attr]
+        res["speedup"] = best / cps
+        print(f"cocotb + pyuvm testbench: {cps:,.0f} cycles/s ({out['sim_seconds']:.1f} s), exact {exact}; "
+              f"native / cocotb = {best / cps:.0f}x", flush=True)
+    print(json.dumps(res, default=float))
 
 
 if __name__ == "__main__":

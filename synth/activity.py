@@ -48,7 +48,7 @@ def workload():
 
 def fineq_activity(q, x) -> tuple[int, dict[str, Ports]]:
     from fineq.engine import EngineConfig
-    from fineq.rtl import run_engine
+    from fineq_tb.gemm_job import run_engine
 
     out = run_engine(q, x, EngineConfig(S.ROWS, S.COLS, 256), "verilator", trace_depth=1)
     names = ["act_we", "act_data_i", "enc_bits", "enc_signs", "t_adv", "enc_first", "col_sum", "acc_base",

@@ -1,6 +1,1 @@
-"""Shared pytest setup: put tb/ on sys.path for the common testbench helpers (fineq_tb)."""
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+"""Shared pytest setup of the testbenches (fineq_tb is importable through pytest's ``pythonpath = ["tb"]``)."""

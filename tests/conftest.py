@@ -1,11 +1,6 @@
-"""Shared pytest setup: put tb/ on sys.path for the common testbench helpers (fineq_tb)."""
+"""Shared pytest fixtures (fineq_tb is importable through pytest's ``pythonpath = ["tb"]``)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tb"))
-
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ COLS columns is one engine run, and the cycle counts add up.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,8 @@ def run_gemm(
     stall: float = 0.0,
 ) -> dict[str, Any]:
     """Return ``{"y": int64 [M, N], "cycles": int, "backend": str, "cycle_split": {...}, ...}``."""
+    if waves and backend != "icarus":
+        raise FineQError("--waves needs --backend icarus (the native Verilator harness runs without tracing)")
     if backend not in BACKENDS:
         raise FineQError(f"backend must be one of {BACKENDS}, got {backend!r}")
     cfg = EngineConfig(rows=rows, cols=cols, psum_depth=psum_depth)
@@ -57,23 +60,21 @@ def run_gemm(
         if backend == "verilator":
             from .hw.native import run_engine as native_run
 
-            if waves:
-                raise FineQError("--waves is available on the icarus backend (the native Verilator harness "
-                                 "runs without tracing)")
             out = native_run(q, x[:, c0:c1], cfg, stall=stall, seed=seed + i)
-            build_seconds += out["build_seconds"]
         else:
-            from .rtl import run_engine  # the cocotb testbench on Icarus
+            from .hw.icarus import run_engine as icarus_run
 
-            out = run_engine(q, x[:, c0:c1], cfg, backend, seed=seed, waves=waves, stall=stall)
-            extra["log"] = out["log"]
+            vcd = f"fineq-gemm-tile{i}.vcd" if waves else None
+            out = icarus_run(q, x[:, c0:c1], cfg, stall=stall, seed=seed + i, vcd=vcd)
+            if vcd:
+                extra.setdefault("waves", []).append(str(Path(vcd).resolve()))
+        build_seconds += out["build_seconds"]
         y[:, c0:c1] = out["y"]
         cycles += out["cycles"]
         sim_seconds += out["sim_seconds"]
     res.update(y=y, cycles=cycles, model_cycles=model_cycles, stall=stall, sim_seconds=round(sim_seconds, 6),
                cycles_per_second=round(cycles / sim_seconds) if sim_seconds > 0 else None, **extra)
-    if backend == "verilator":
-        res["build_seconds"] = round(build_seconds, 1)
+    res["build_seconds"] = round(build_seconds, 1)
     if stall == 0:
         res["cycles_match_model"] = cycles == model_cycles
     return res

@@ -118,7 +118,7 @@ def run(
     )
     fcntl.flock(lock, fcntl.LOCK_UN)
     lock.close()
-    env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tb"), *sys.path])}
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tb"), str(ROOT / "tb" / toplevel), *sys.path])}
     env.update(extra_env or {})
     # cocotb derives each test's seed from this regression seed; the tests log it as SEED=...
     seed = os.environ.get("SEED") or str(random.randrange(1 << 31))

@@ -102,9 +102,8 @@ def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = "-O2", flags: tupl
             raise FineQError(f"Verilator build failed (log: {tmp / 'build.log'}): {' | '.join(tail)}")
         shutil.move(str(tmp / "obj" / "fineq_engine"), str(tmp / "fineq_engine"))
         shutil.rmtree(tmp / "obj", ignore_errors=True)
-        if log is not None:
-            print(f"built {TOP} {cfg.rows}x{cfg.cols} (Verilator {' '.join(flags)}, C++ {cxx_opt}, "
-                  f"{threads} thread(s)) in {secs:.0f} s", file=log, flush=True)
+        print(f"built {TOP} {cfg.rows}x{cfg.cols} (Verilator {' '.join(flags)}, C++ {cxx_opt}, "
+              f"{threads} thread(s)) in {secs:.0f} s", file=log or sys.stderr, flush=True)
         os.replace(tmp, out)
         return binary, secs
 
@@ -136,7 +135,7 @@ def read_result(path: Path, m: int, cols: int) -> dict[str, Any]:
 
 def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, stall: float = 0.0, seed: int = 0,
                threads: int = 1, cxx_opt: str = "-O2", rtl_dir: str | os.PathLike[str] | None = None,
-               log: Any = sys.stderr) -> dict[str, Any]:
+               log: Any = None) -> dict[str, Any]:
     """One engine run (``x.shape[1] <= cfg.cols``) on the native harness.
 
     Returns ``{"y" int64 [M, N], "cycles" (the engine's counter), "sim_seconds", "cycles_per_second",

@@ -24,3 +24,8 @@ def rtl_sources(directory: Path | None = None) -> list[Path]:
 
 def harness_source() -> Path:
     return Path(str(files("fineq.hw") / "harness.cpp"))
+
+
+def testbench_source() -> Path:
+    """The job-file Verilog testbench used with Icarus."""
+    return Path(str(files("fineq.hw") / "fineq_engine_tb.v"))

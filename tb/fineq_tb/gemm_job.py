@@ -1,41 +1,28 @@
-"""Run a GEMM through the Verilog engine (``fineq gemm --backend icarus|verilator``).
+"""Run a GEMM through the engine's cocotb/pyuvm environment (a testbench-side job runner).
 
-Uses the project checkout's ``rtl/`` and ``tb/``: the job goes to the pyuvm
-environment's ``GemmFileTest`` (the same driver, monitors and scoreboard as the
-regression), which writes back Y and the engine's cycle counter. Build and
-simulator logs go to ``build/gemm/<backend>-<config>-<random>/`` so that stdout stays
-clean for the caller's JSON line.
+The job goes to ``GemmFileTest`` (the same driver, monitors and scoreboard as
+the regression), which writes back Y and the engine's cycle counter. Used by
+``synth/activity.py`` (VCD switching activity) and ``sim/engine_bench.py`` (the
+cocotb speed baseline); the product path is ``fineq.hw``. Logs go to
+``build/gemm/<backend>-<config>-<random>/``.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .engine import EngineConfig
-from .errors import FineQError
-from .qmatrix import QuantizedMatrix
+from fineq.engine import EngineConfig
+from fineq.errors import FineQError
+from fineq.qmatrix import QuantizedMatrix
 
-ROOT = Path(__file__).resolve().parents[2]
+from . import runner
 
-
-def _import_runner() -> Any:
-    tb = ROOT / "tb"
-    if not (ROOT / "rtl").is_dir() or not (tb / "fineq_tb").is_dir():
-        raise FineQError(f"RTL backends need the project checkout (rtl/ and tb/ under {ROOT})")
-    for p in (tb / "fineq_gemm_engine", tb):
-        if str(p) not in sys.path:
-            sys.path.insert(0, str(p))
-    try:
-        from fineq_tb import runner
-    except ImportError as e:  # cocotb missing
-        raise FineQError(f"RTL backends need cocotb and the simulators (scripts/setup.sh): {e}") from e
-    return runner
+ROOT = runner.ROOT
 
 
 def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, backend: str, seed: int = 0,
@@ -44,7 +31,6 @@ def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, backend: st
     """One engine run (``x.shape[1] <= cfg.cols``). Returns ``{"y", "cycles", "sim_seconds"}``."""
     if x.shape[1] > cfg.cols:
         raise FineQError(f"N={x.shape[1]} exceeds COLS={cfg.cols}; tile N in the caller (fineq.run)")
-    runner = _import_runner()
     from cocotb_tools.check_results import get_results
 
     name = f"{cfg.rows}x{cfg.cols}d{cfg.psum_depth}"
