@@ -18,17 +18,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import settings as S  # noqa: E402
-from vcd import activity, lane_mean  # noqa: E402
-
-sys.path.insert(0, str(S.ROOT / "tb"))
-sys.path.insert(0, str(S.ROOT / "tb" / "mac_systolic_array"))
+import settings as S
+from vcd import activity, lane_mean
 
 Ports = dict[str, tuple[float, float]]
 

@@ -12,15 +12,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import settings as S  # noqa: E402
+import settings as S
 
-sys.path.insert(0, str(S.ROOT / "tb"))
-from fineq_tb import runner  # noqa: E402
+from fineq_tb import runner
 
 
 def prove_unit(name: str, unit: S.Unit, lib: Path | None) -> dict[str, object]:
@@ -33,7 +30,6 @@ def prove_unit(name: str, unit: S.Unit, lib: Path | None) -> dict[str, object]:
                          cwd=S.ROOT, env=env, capture_output=True, text=True)
     if res.returncode:
         raise SystemExit(f"yosys could not make a simulatable netlist of {name}: {res.stderr[-1500:]}")
-    sys.path.insert(0, str(S.ROOT / "tb" / unit.tb))
     xml = runner.run(unit.top, f"test_{unit.tb}", "icarus", name=name, sources=[gls], build_root=S.BUILD / "gls",
                      testcase=unit.testcases,
                      log_file=out / "gls_sim.log",

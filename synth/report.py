@@ -10,11 +10,9 @@ The flat synthesis of a FLAT_ROWS x FLAT_COLS array checks that composition.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import settings as S  # noqa: E402
+import settings as S
 
 PAPER = {"area_reduction_pct": 61.2, "power_reduction_pct": 62.9,
          "breakdown_pct": {"accumulators": 71.8, "pe_array": 25.9, "temporal_encoders": 2.3}}

@@ -6,6 +6,8 @@
 # Reports: $SYNTH_BUILD/summary.json, summary.md, summary.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the steps import the testbench helpers (fineq_tb) and the unit testbenches from tb/
+export PYTHONPATH="$PWD/tb${PYTHONPATH:+:$PYTHONPATH}"
 if [ -z "${LIBERTY:-}" ]; then
   echo "LIBERTY is not set: running the library-free estimate (transistor counts; no um^2, timing or power)."
   echo "For Nangate45 numbers: LIBERTY=/path/to/nangate45_typ.lib.gz make synth"

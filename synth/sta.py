@@ -15,11 +15,9 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import settings as S  # noqa: E402
+import settings as S
 
 GROUPS = {"fineq_col": "pe u_pe/ tree u_tree/", "mac_col": "pe u_pe/"}
 STA_UNITS = ["fineq_col", "mac_col", "fineq_acc", "mac_acc", "fineq_enc", "fineq_dec"]

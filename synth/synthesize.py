@@ -10,13 +10,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import settings as S  # noqa: E402
+import settings as S
 
 
 def parse_stat(text: str) -> dict[str, float]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import os
 import random
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -118,8 +117,11 @@ def run(
     )
     fcntl.flock(lock, fcntl.LOCK_UN)
     lock.close()
-    env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tb"), str(ROOT / "tb" / toplevel), *sys.path])}
-    env.update(extra_env or {})
+    # The simulator's Python gets this process's sys.path (cocotb's runner sets PYTHONPATH from it), which holds
+    # tb/ (pytest's pythonpath, or PYTHONPATH=tb for the scripts); the module is named from there as
+    # <folder>.<module>: tb/<folder>/test_<folder>.py.
+    test_module = f"{test_module.removeprefix('test_')}.{test_module}"
+    env = dict(extra_env or {})
     # cocotb derives each test's seed from this regression seed; the tests log it as SEED=...
     seed = os.environ.get("SEED") or str(random.randrange(1 << 31))
     env["FINEQ_SEED"] = seed
