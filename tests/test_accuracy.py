@@ -329,6 +329,15 @@ def test_quantize_model_file_roundtrip(tiny_llama, tmp_path, capsys):
     assert ppl.perplexity(reloaded, win)["ppl"] == in_memory
     for n, q in qms.items():
         assert torch.equal(dict(reloaded.named_modules())[n].weight, torch.from_numpy(q.dequantize()))
+    # fineq perf reads the stored (calibrated) levels, not a re-quantization
+    from fineq.engine import level_stats
+
+    hw = level_stats([q.levels() for q in qms.values()])
+    assert main(["perf", "--weights", str(out), "--seq", "32", "--synth", str(tmp_path / "none.json")]) == 0
+    printed = capsys.readouterr().out
+    assert f"FineQ gptq: 14 matrices, {100 * hw['nonzero_levels']:.1f}% non-zero levels" in printed
+    assert f"{hw['cycles_per_vector']:.3f} temporal cycles" in printed
+    assert main(["perf", "--weights", str(out), "--mode", "paper"]) == 2
 
 
 def test_model_file_rejects_bad_files(tiny_llama, tmp_path):

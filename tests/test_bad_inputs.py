@@ -97,6 +97,7 @@ CASES = [
     (["gemm", "Q.fineq.npz", "X.npy", "-o", "Y.npy"], "exists; use --force"),
     (["gemm", "Q.fineq.npz", "X.npy", "-o", "dir"], "is a directory"),
     (["gemm", "Q.fineq.npz", "X.npy", "--rows", "0"], "--rows must be positive"),
+    (["gemm", "Q.fineq.npz", "X.npy", "--jobs", "0"], "--jobs must be positive"),
     (["gemm", "Q.fineq.npz", "X.npy", "--backend", "nope"], "invalid choice"),
     # bench
     (["bench", "--m", "0"], "--m must be positive"),
@@ -108,7 +109,8 @@ CASES = [
     (["perf", "--weights", "junk.safetensors"], "not a readable safetensors"),
     (["perf", "--weights", "missing.safetensors"], "does not exist"),
     (["perf", "--seq", "0", "--model", "llama2-7b"], "must be positive"),
-    (["perf", "--mode", "gptq"], "data-free"),
+    (["perf", "--mode", "gptq"], "applies to --weights"),
+    (["perf", "--weights", "junk.safetensors", "--mode", "gptq"], "data-free"),
     (["perf", "--json", "Y.npy"], "exists; use --force"),
     # eval and whole-model files
     (["eval"], "--model is required"),

@@ -93,7 +93,8 @@ def test_native_harness_check_catches_an_injected_error():
 
 
 @pytest.mark.rtl
-def test_gemm_cli_native_reports_speed(tmp_path, capsys):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_gemm_cli_native_reports_speed(tmp_path, capsys, jobs):
     import json
 
     from fineq.cli import main
@@ -102,9 +103,9 @@ def test_gemm_cli_native_reports_speed(tmp_path, capsys):
     np.save(tmp_path / "X.npy", int8_activations(40, 11, seed=4))
     assert main(["quantize", str(tmp_path / "W.npy"), "-o", str(tmp_path / "W.fineq.npz")]) == 0
     assert main(["gemm", str(tmp_path / "W.fineq.npz"), str(tmp_path / "X.npy"), "--backend", "verilator",
-                 "--rows", "16", "--cols", "8", "--psum-depth", "4"]) == 0
+                 "--rows", "16", "--cols", "8", "--psum-depth", "4", "--jobs", str(jobs)]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert res["bit_exact"] and res["cycles_match_model"] and res["n_tiles"] == 2
+    assert res["bit_exact"] and res["cycles_match_model"] and res["n_tiles"] == 2 and res["jobs"] == jobs
     assert res["sim_seconds"] > 0 and res["cycles_per_second"] > 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -111,6 +112,8 @@ def cmd_gemm(a: argparse.Namespace) -> int:
     x = check_activations(q, _load_npy(a.activations, "activation"))
     if not 0 <= a.stall < 1:
         raise FineQError(f"--stall must be in [0, 1), got {a.stall}")
+    if a.jobs is not None and a.jobs < 1:
+        raise FineQError(f"--jobs must be positive, got {a.jobs}")
     for name in ("rows", "cols", "psum_depth"):
         if getattr(a, name) < 1:
             raise FineQError(f"--{name.replace('_', '-')} must be positive, got {getattr(a, name)}")
@@ -119,11 +122,13 @@ def cmd_gemm(a: argparse.Namespace) -> int:
 
         runs = -(-x.shape[1] // a.cols)
         cyc = engine_cycles(q.levels(), EngineConfig(a.rows, a.cols, a.psum_depth))["total"] * runs
-        rate = RTL_CYCLES_PER_SECOND[a.backend]
-        print(f"fineq gemm: {runs} engine run(s), {cyc:,} cycles; about {cyc / rate:,.0f} s of simulation at "
-              f"~{rate:,} cycles/s on {a.backend} (plus the simulator build)", file=sys.stderr, flush=True)
+        rate = max(1, round(RTL_CYCLES_PER_SECOND[a.backend] * 4096 / (a.rows * a.cols)))
+        jobs = max(1, min(a.jobs or os.cpu_count() or 1, runs))
+        print(f"fineq gemm: {runs} engine run(s), {cyc:,} cycles; about {cyc / rate / jobs:,.0f} s at ~{rate:,} "
+              f"cycles/s per simulator on {a.backend}, {jobs} at once (plus the simulator build)",
+              file=sys.stderr, flush=True)
     res = run_gemm(q, x, a.backend, seed=a.seed, rows=a.rows, cols=a.cols, psum_depth=a.psum_depth,
-                   waves=a.waves, stall=a.stall)
+                   waves=a.waves, stall=a.stall, jobs=a.jobs)
     y = res.pop("y")
     ref = gemm(q, x)
     res["bit_exact"] = bool(np.array_equal(y, ref))
@@ -165,8 +170,9 @@ def cmd_perf(a: argparse.Namespace) -> int:
     return cli_perf(a)
 
 
-#: Measured simulation speed of the 64x64 engine through the cocotb testbench (``make measure``), for estimates.
-RTL_CYCLES_PER_SECOND = {"verilator": 1400, "icarus": 150}
+#: Simulation speed of the 64x64 engine through fineq.hw, measured (Verilator: ``make measure``; Icarus: a
+#: 128 x 256 x 16 GEMM), for estimates; scaled by 4096 / (ROWS * COLS) for other arrays.
+RTL_CYCLES_PER_SECOND = {"verilator": 60_000, "icarus": 6}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -218,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stall", type=float, default=0.0,
                    help="probability of a stall per beat on every stream (RTL backends; 0 keeps cycles exact)")
     p.add_argument("--seed", type=int, default=0, help="seed for random stream stalls (RTL backends)")
+    p.add_argument("--jobs", type=int, help="engine runs (tiles of COLS columns) simulated at once (default: one "
+                   "per core)")
     p.add_argument("--waves", action="store_true", help="dump waves (RTL backends)")
     p.set_defaults(fn=cmd_gemm)
 
@@ -249,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quantize-model", help="quantize every decoder linear of a model into one .fineq.safetensors")
     p.add_argument("--model", required=True, help="Hugging Face folder, .gguf file, or 'smollm2'")
     p.add_argument("-o", "--output", required=True, help="output file (.fineq.safetensors)")
-    p.add_argument("--mode", default="paper", help="FineQ mode: paper, search, hdiag, gptq, gptq-clip")
+    p.add_argument("--mode", default="paper", help=f"FineQ mode: {', '.join(MODES + CALIBRATED_MODES)} (default "
+                   "paper; the calibrated ones read --text)")
     p.add_argument("--skip", action="append", help="regular expression of linear names to leave unquantized")
     p.add_argument("--text", help="calibration text for calibrated modes (default: the installed corpus)")
     p.add_argument("--calib-samples", type=int, default=32, help="calibration windows (default 32)")
@@ -268,16 +277,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=64, help="engine ROWS (default 64)")
     p.add_argument("--cols", type=int, default=64, help="engine COLS (default 64)")
     p.add_argument("--psum-depth", type=int, default=256, help="engine PSUM_DEPTH (default 256)")
+    p.add_argument("--jobs", type=int, help="linears simulated at once (default: one per core)")
     p.set_defaults(fn=cmd_rtl_layer)
 
     p = sub.add_parser("perf", help="cycle/energy model over LLaMA-2 layers (FineQ vs MAC array)")
     p.add_argument("--model", action="append", choices=("llama2-7b", "llama2-13b"),
                    help="layer shapes to model (repeatable; default both)")
     p.add_argument("--seq", type=int, action="append", help="sequence length N (repeatable; default 32 256 1024 2048)")
-    p.add_argument("--weights", help="real weights: safetensors, torch state dict, HF folder, .gguf, or 'smollm2'")
+    p.add_argument("--weights", help="real weights: safetensors, torch state dict, HF folder, .gguf, 'smollm2', "
+                   "or a .fineq.safetensors from fineq quantize-model")
     p.add_argument("--synth", default="build/synth/summary.json", help="make synth's summary.json")
     p.add_argument("--chart", help="efficiency chart (.png/.svg/.pdf; default build/perf/fig9_efficiency.png)")
-    p.add_argument("--mode", default="paper", help="FineQ mode for --weights: paper (default) or search")
+    p.add_argument("--mode", help="FineQ mode for --weights: paper (default) or search; a .fineq.safetensors "
+                   "from quantize-model brings its own levels (any mode)")
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--json", help="also write the table as JSON here")
     p.set_defaults(fn=cmd_perf)

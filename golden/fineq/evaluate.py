@@ -130,8 +130,30 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}" if v < 1e4 else f"{v:.3g}"
 
 
+def _spread(ys: list[float], gap: float) -> list[float]:
+    """Positions as close to ``ys`` as possible, in the same order, at least ``gap`` apart."""
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    pos = [ys[i] for i in order]
+    for _ in range(200):
+        moved = False
+        for k in range(1, len(pos)):
+            if pos[k] - pos[k - 1] < gap - 1e-9:
+                mid, moved = (pos[k] + pos[k - 1]) / 2, True
+                pos[k - 1], pos[k] = mid - gap / 2, mid + gap / 2
+        if not moved:
+            break
+    out = [0.0] * len(ys)
+    for k, i in enumerate(order):
+        out[i] = pos[k]
+    return out
+
+
 def chart(doc: dict[str, Any], path: Path) -> None:
-    """Perplexity (log) against bits per weight, one point per method and sequence length."""
+    """Perplexity (log scale) against bits per weight, one point per method, one panel per sequence length.
+    FineQ blue, baselines red; the reference (16 bits) is the green dashed line. Labels sit in a column to
+    the right, joined to their points."""
+    import math
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,23 +161,37 @@ def chart(doc: dict[str, Any], path: Path) -> None:
 
     from .outputs import atomic_path
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
     seqs = sorted({r["seq"] for r in doc["results"]})
-    markers = "osD^v"
-    for j, s in enumerate(seqs):
+    n_methods = len({r["method"] for r in doc["results"]})
+    fig, axes = plt.subplots(1, len(seqs), figsize=(5.6 * len(seqs), max(4.5, 0.34 * n_methods)), squeeze=False)
+    for ax, s in zip(axes[0], seqs, strict=True):
         rows = [r for r in doc["results"] if r["seq"] == s]
-        for r in rows:
-            fq = r["method"].startswith("fineq")
-            color = "#1f77b4" if fq else ("#2ca02c" if r["method"] == "reference" else "#d62728")
-            ax.scatter(r["bits"], r["ppl"], marker=markers[j % len(markers)], color=color, s=30)
-            ax.annotate(r["method"], (r["bits"], r["ppl"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.scatter([], [], marker=markers[j % len(markers)], color="#555555", label=f"seq {s}")
-    ax.set_yscale("log")
-    ax.set_xlabel("bits per weight (levels, scales, zero points, indices, outliers)")
-    ax.set_ylabel("perplexity (log)")
-    ax.set_title(f"{doc['model']}: perplexity vs bits\n(reference = {doc['reference']})", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+        ref = [r for r in rows if r["method"] == "reference"]
+        pts = [r for r in rows if r["method"] != "reference"] or rows
+        lo_b, hi_b = min(r["bits"] for r in pts), max(r["bits"] for r in pts)
+        lx = hi_b + 0.25 * max(hi_b - lo_b, 0.5)
+        logs = [math.log10(r["ppl"]) for r in pts] + [math.log10(r["ppl"]) for r in ref]
+        lo, hi = min(logs), max(logs)
+        gap = max(hi - lo, 1.0) / max(len(pts) - 1, 1) * 0.9
+        ys = _spread([math.log10(r["ppl"]) for r in pts], min(gap, 0.05 * 16 * max(hi - lo, 1.0) / len(pts)))
+        for r, y in zip(pts, ys, strict=True):
+            color = "#1f77b4" if r["method"].startswith("fineq") else "#d62728"
+            ax.scatter(r["bits"], r["ppl"], color=color, s=28, zorder=3)
+            ax.annotate(f"{r['method']} ({r['bits']:.2f} b): {r['ppl']:.3g}", (r["bits"], r["ppl"]),
+                        xytext=(lx, 10**y), fontsize=7, va="center", color=color,
+                        arrowprops={"arrowstyle": "-", "color": color, "lw": 0.5, "alpha": 0.6})
+        for r in ref:
+            ax.axhline(r["ppl"], color="#2ca02c", ls="--", lw=1)
+            ax.text(lo_b, r["ppl"] * 1.15, f"reference ({r['bits']:.0f} b): {r['ppl']:.3g}", fontsize=7,
+                    color="#2ca02c")
+        ax.set_yscale("log")
+        ax.set_xlim(lo_b - 0.1 * max(hi_b - lo_b, 0.5), lx + 1.4 * max(hi_b - lo_b, 0.5))
+        ax.set_xlabel("bits per weight (levels, scales, zero points, indices, outliers)", fontsize=8)
+        ax.set_ylabel("perplexity (log scale)", fontsize=8)
+        ax.set_title(f"seq {s}", fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+    fig.suptitle(f"{doc['model']}: perplexity vs bits, every decoder linear quantized\n"
+                 f"(reference = {doc['reference']})", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import EngineConfig, vector_cycles
+from .engine import EngineConfig, level_stats, vector_cycles
 from .errors import FineQError
 from .qmatrix import quantize
 from .synthetic import heavy_tailed
@@ -152,9 +152,33 @@ def load_weight_file(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
-def file_layers(path: str | Path, cfg: EngineConfig, mode: str = "paper") -> list[Layer]:
-    """Layers of a real model, quantized with a data-free FineQ mode (``paper`` or ``search``)."""
-    return [layer_from_levels(name, quantize(w, mode).levels(), 1, cfg) for name, w in load_weight_file(path).items()]
+def is_model_file(path: str | Path) -> bool:
+    """A ``.fineq.safetensors`` written by ``fineq quantize-model`` (levels stored, any mode)."""
+    return str(path).endswith(".fineq.safetensors")
+
+
+def file_levels(path: str | Path, mode: str | None = None) -> tuple[dict[str, np.ndarray], str]:
+    """``({name: int8 levels}, mode)`` of a real model: a ``.fineq.safetensors`` gives its stored levels
+    (whatever mode made them, calibrated ones included); anything else is quantized here with a data-free
+    mode (``paper``, the default, or ``search``)."""
+    if is_model_file(path):
+        from .modelfile import read_model_file
+
+        qms, meta = read_model_file(path)
+        stored = meta.get("mode", "unknown")
+        if mode is not None and mode != stored:
+            raise FineQError(f"--mode {mode}: {path} holds levels quantized with mode {stored}; drop --mode")
+        return {n: q.levels() for n, q in qms.items()}, stored
+    mode = mode or "paper"
+    if mode not in ("paper", "search"):
+        raise FineQError(f"--mode {mode}: fineq perf quantizes with the data-free modes paper or search; for a "
+                         "calibrated mode, run fineq quantize-model --mode ... and pass its .fineq.safetensors")
+    return {name: quantize(w, mode).levels() for name, w in load_weight_file(path).items()}, mode
+
+
+def file_layers(levels: dict[str, np.ndarray], cfg: EngineConfig) -> list[Layer]:
+    """One layer per real matrix (count 1)."""
+    return [layer_from_levels(name, lv, 1, cfg) for name, lv in levels.items()]
 
 
 def load_power(summary: str | Path) -> dict[str, Any] | None:
@@ -262,8 +286,8 @@ def cli_perf(a: argparse.Namespace) -> int:
     for given in (a.chart, a.json):
         if given and not str(given).startswith("build/"):  # build/ holds generated artefacts, replaced freely
             check_output(given, force=a.force, inputs=[a.weights] if a.weights else [])
-    if a.mode not in ("paper", "search"):
-        raise FineQError(f"--mode {a.mode}: fineq perf quantizes with the data-free modes paper or search")
+    if a.mode is not None and not a.weights:
+        raise FineQError("--mode applies to --weights (the synthetic layers use mode paper)")
     power = load_power(a.synth)
     if power is None:
         print(f"no synthesis report with power at {a.synth}: run `LIBERTY=... make synth` for energy; "
@@ -278,8 +302,13 @@ def cli_perf(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     for model in models:
         if a.weights:
-            layers = file_layers(a.weights, cfg, a.mode)
-            label = f"{Path(a.weights).name}, FineQ {a.mode}"
+            levels, mode = file_levels(a.weights, a.mode)
+            layers = file_layers(levels, cfg)
+            hw = level_stats(list(levels.values()), cfg)
+            print(f"{Path(a.weights).name}, FineQ {mode}: {len(levels)} matrices, "
+                  f"{100 * hw['nonzero_levels']:.1f}% non-zero levels, {hw['cycles_per_vector']:.3f} temporal "
+                  f"cycles per {cfg.rows}-weight vector", flush=True)
+            label = f"{Path(a.weights).name}, FineQ {mode}"
             model = f"{model} ({label})" if model != "weights" else label
         else:
             print(f"quantizing synthetic {model} layer weights ...", flush=True)

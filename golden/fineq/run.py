@@ -1,11 +1,16 @@
 """Run ``Y = V @ X`` on a backend: the golden model (with the cycle model) or the RTL.
 
 N larger than the engine's COLS is tiled here, in the driver: each tile of
-COLS columns is one engine run, and the cycle counts add up.
+COLS columns is one engine run, and the cycle counts add up. The runs are
+independent simulations; ``jobs`` of them run at once (one per core by
+default), each a complete engine run from reset to ``done_o``.
 """
 
 from __future__ import annotations
 
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +38,12 @@ def run_gemm(
     psum_depth: int = 256,
     waves: bool = False,
     stall: float = 0.0,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
-    """Return ``{"y": int64 [M, N], "cycles": int, "backend": str, "cycle_split": {...}, ...}``."""
+    """Return ``{"y": int64 [M, N], "cycles": int, "backend": str, "cycle_split": {...}, ...}``.
+
+    RTL backends add ``sim_seconds`` (summed over engine runs), ``cycles_per_second`` (one simulator's
+    speed), ``wall_seconds`` and ``jobs`` (engine runs simulated at once; default: one per core)."""
     if waves and backend != "icarus":
         raise FineQError("--waves needs --backend icarus (the native Verilator harness runs without tracing)")
     if backend not in BACKENDS:
@@ -51,27 +60,47 @@ def run_gemm(
         return res
     from .progress import progress
 
-    y = np.zeros((q.shape[0], x.shape[1]), dtype=np.int64)
-    cycles = 0
-    sim_seconds = 0.0
-    build_seconds = 0.0
-    extra: dict[str, Any] = {}
-    for i, (c0, c1) in enumerate(progress(tiles, desc=f"RTL ({backend})", unit="engine run")):
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tiles)))
+    if jobs > 1 and waves:
+        jobs = 1  # one VCD at a time
+    if backend == "verilator":  # build (or find) the simulator once, before the runs share it
+        from .hw.native import build
+
+        build_seconds = build(cfg)[1]
+    else:
+        build_seconds = 0.0
+
+    def one(i: int) -> dict[str, Any]:
+        c0, c1 = tiles[i]
         if backend == "verilator":
             from .hw.native import run_engine as native_run
 
-            out = native_run(q, x[:, c0:c1], cfg, stall=stall, seed=seed + i)
-        else:
-            from .hw.icarus import run_engine as icarus_run
+            return native_run(q, x[:, c0:c1], cfg, stall=stall, seed=seed + i)
+        from .hw.icarus import run_engine as icarus_run
 
-            vcd = f"fineq-gemm-tile{i}.vcd" if waves else None
-            out = icarus_run(q, x[:, c0:c1], cfg, stall=stall, seed=seed + i, vcd=vcd)
-            if vcd:
-                extra.setdefault("waves", []).append(str(Path(vcd).resolve()))
-        build_seconds += out["build_seconds"]
-        y[:, c0:c1] = out["y"]
-        cycles += out["cycles"]
-        sim_seconds += out["sim_seconds"]
+        vcd = f"fineq-gemm-tile{i}.vcd" if waves else None
+        out = icarus_run(q, x[:, c0:c1], cfg, stall=stall, seed=seed + i, vcd=vcd)
+        if vcd:
+            out["waves"] = str(Path(vcd).resolve())
+        return out
+
+    y = np.zeros((q.shape[0], x.shape[1]), dtype=np.int64)
+    cycles = 0
+    sim_seconds = 0.0
+    extra: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as pool:  # each run is a simulator process: threads only wait
+        outs = pool.map(one, range(len(tiles)))
+        for (c0, c1), out in zip(tiles, progress(outs, total=len(tiles), desc=f"RTL ({backend})",
+                                                 unit="engine run"), strict=True):
+            build_seconds += out["build_seconds"]
+            y[:, c0:c1] = out["y"]
+            cycles += out["cycles"]
+            sim_seconds += out["sim_seconds"]
+            if "waves" in out:
+                extra.setdefault("waves", []).append(out["waves"])
+    extra["wall_seconds"] = round(time.perf_counter() - t0, 3)
+    extra["jobs"] = jobs
     res.update(y=y, cycles=cycles, model_cycles=model_cycles, stall=stall, sim_seconds=round(sim_seconds, 6),
                cycles_per_second=round(cycles / sim_seconds) if sim_seconds > 0 else None, **extra)
     res["build_seconds"] = round(build_seconds, 1)

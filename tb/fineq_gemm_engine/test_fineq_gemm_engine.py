@@ -37,7 +37,8 @@ from pyuvm import (
 
 import fineq
 from fineq.codec import BLOCK_BYTES
-from fineq.engine import EngineConfig, act_rows, beat_window, engine_cycles, schedule, weight_beat
+from fineq.engine import EngineConfig, act_rows, beat_window, engine_cycles, schedule
+from fineq.hw.streams import act_stream, weight_stream
 from fineq.synthetic import heavy_tailed
 from fineq_tb import clocking, runner
 from fineq_tb.streams import StreamMonitor, StreamSink, StreamSource, wait_reset_released
@@ -161,17 +162,10 @@ class GemmDriver(uvm_driver):
         self.rng: random.Random = ConfigDB().get(self, "", "RNG")
 
     def beats(self, item: GemmItem) -> tuple[list[int], list[int]]:
-        q, x, cfg = item.q, item.x, self.cfg
+        q, cfg = item.q, self.cfg
         m, k = q.shape
-        act, wgt = [], []
-        for c0, _c1, t, row in schedule(m, k, cfg):
-            if row == c0:
-                for kk in act_rows(k, t, cfg):
-                    lane = np.zeros(cfg.cols, dtype=np.int64)
-                    lane[: x.shape[1]] = x[kk]
-                    act.append(clocking.pack(lane.tolist(), 8))
-            blocks = weight_beat(q.packed, row, t, cfg)
-            wgt.append(sum(int.from_bytes(b, "little") << (56 * i) for i, b in enumerate(blocks)))
+        act = [int.from_bytes(b.tobytes(), "little") for b in act_stream(item.x.astype(np.int8), k, m, cfg)]
+        wgt = [int.from_bytes(b.tobytes(), "little") for b in weight_stream(q, cfg)]
         return act, wgt
 
     async def run_phase(self) -> None:

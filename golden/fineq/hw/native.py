@@ -33,6 +33,9 @@ from .sources import harness_source, rtl_sources
 from .streams import act_stream, weight_stream
 
 TOP = "fineq_gemm_engine"
+#: C++ optimization of the model (64x64 engine, 576 x 1536 x 64 GEMMs: -O3 65-71k cycles/s, -O2 65k,
+#: -O1 and -Os 43k; docs/microarchitecture.md).
+CXX_OPT = "-O3"
 DEFAULT_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert")
 
 
@@ -70,7 +73,7 @@ def _key(cfg: EngineConfig, flags: tuple[str, ...], threads: int, cxx_opt: str, 
     return h.hexdigest()[:16]
 
 
-def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = "-O2", flags: tuple[str, ...] = DEFAULT_FLAGS,
+def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tuple[str, ...] = DEFAULT_FLAGS,
           rtl_dir: str | os.PathLike[str] | None = None, log: Any = None) -> tuple[Path, float]:
     """Build (or reuse) the harness binary for ``cfg``. Returns ``(binary, build seconds; 0 if cached)``."""
     rdir = Path(rtl_dir) if rtl_dir is not None else None
@@ -134,7 +137,7 @@ def read_result(path: Path, m: int, cols: int) -> dict[str, Any]:
 
 
 def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, stall: float = 0.0, seed: int = 0,
-               threads: int = 1, cxx_opt: str = "-O2", rtl_dir: str | os.PathLike[str] | None = None,
+               threads: int = 1, cxx_opt: str = CXX_OPT, rtl_dir: str | os.PathLike[str] | None = None,
                log: Any = None) -> dict[str, Any]:
     """One engine run (``x.shape[1] <= cfg.cols``) on the native harness.
 
