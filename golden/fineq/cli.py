@@ -112,11 +112,7 @@ def cmd_gemm(a: argparse.Namespace) -> int:
     x = check_activations(q, _load_npy(a.activations, "activation"))
     if not 0 <= a.stall < 1:
         raise FineQError(f"--stall must be in [0, 1), got {a.stall}")
-    if a.jobs is not None and a.jobs < 1:
-        raise FineQError(f"--jobs must be positive, got {a.jobs}")
-    for name in ("rows", "cols", "psum_depth"):
-        if getattr(a, name) < 1:
-            raise FineQError(f"--{name.replace('_', '-')} must be positive, got {getattr(a, name)}")
+    check_engine_options(a)
     if a.backend != "golden":
         from .engine import EngineConfig, engine_cycles
 
@@ -161,6 +157,7 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
 def cmd_rtl_layer(a: argparse.Namespace) -> int:
     from .hw.layer import cli_rtl_layer
 
+    check_engine_options(a)
     return cli_rtl_layer(a)
 
 
@@ -173,6 +170,23 @@ def cmd_perf(a: argparse.Namespace) -> int:
 #: Simulation speed of the 64x64 engine through fineq.hw, measured (Verilator: ``make measure``; Icarus: a
 #: 128 x 256 x 16 GEMM), for estimates; scaled by 4096 / (ROWS * COLS) for other arrays.
 RTL_CYCLES_PER_SECOND = {"verilator": 60_000, "icarus": 6}
+
+
+def _engine_options(p: argparse.ArgumentParser, backend: str, backend_help: str, jobs_help: str) -> None:
+    """The RTL engine's options, shared by gemm and rtl-layer (checked by :func:`check_engine_options`)."""
+    p.add_argument("--backend", choices=("golden", "icarus", "verilator"), default=backend, help=backend_help)
+    p.add_argument("--rows", type=int, default=64, help="engine ROWS, the K tile (default 64)")
+    p.add_argument("--cols", type=int, default=64, help="engine COLS, the N tile (default 64)")
+    p.add_argument("--psum-depth", type=int, default=256, help="engine PSUM_DEPTH, rows of M per chunk (default 256)")
+    p.add_argument("--jobs", type=int, help=jobs_help)
+
+
+def check_engine_options(a: argparse.Namespace) -> None:
+    if a.jobs is not None and a.jobs < 1:
+        raise FineQError(f"--jobs must be positive, got {a.jobs}")
+    for name in ("rows", "cols", "psum_depth"):
+        if getattr(a, name) < 1:
+            raise FineQError(f"--{name.replace('_', '-')} must be positive, got {getattr(a, name)}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -216,16 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("activations", help="int8 [K, N] .npy file")
     p.add_argument("-o", "--output", help="write Y (int32 [M, N]) to exactly this file (NumPy .npy format)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
-    p.add_argument("--backend", choices=("golden", "icarus", "verilator"), default="golden",
-                   help="golden model (default) or the RTL engine on a simulator")
-    p.add_argument("--rows", type=int, default=64, help="engine ROWS (K tile)")
-    p.add_argument("--cols", type=int, default=64, help="engine COLS (N tile)")
-    p.add_argument("--psum-depth", type=int, default=256, help="engine PSUM_DEPTH (rows of M per chunk)")
+    _engine_options(p, "golden", "golden model (default) or the RTL engine on a simulator",
+                    "engine runs (tiles of COLS columns) simulated at once (default: one per core)")
     p.add_argument("--stall", type=float, default=0.0,
                    help="probability of a stall per beat on every stream (RTL backends; 0 keeps cycles exact)")
     p.add_argument("--seed", type=int, default=0, help="seed for random stream stalls (RTL backends)")
-    p.add_argument("--jobs", type=int, help="engine runs (tiles of COLS columns) simulated at once (default: one "
-                   "per core)")
     p.add_argument("--waves", action="store_true", help="dump waves (RTL backends)")
     p.set_defaults(fn=cmd_gemm)
 
@@ -272,12 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=int, default=64, help="tokens of text whose activations are used (default 64)")
     p.add_argument("--text", help="UTF-8 text file (default: the installed corpus)")
     p.add_argument("--mode", default="paper", help="FineQ mode: paper (default) or search")
-    p.add_argument("--backend", choices=("golden", "icarus", "verilator"), default="verilator",
-                   help="where the GEMMs run (default verilator, the native harness)")
-    p.add_argument("--rows", type=int, default=64, help="engine ROWS (default 64)")
-    p.add_argument("--cols", type=int, default=64, help="engine COLS (default 64)")
-    p.add_argument("--psum-depth", type=int, default=256, help="engine PSUM_DEPTH (default 256)")
-    p.add_argument("--jobs", type=int, help="linears simulated at once (default: one per core)")
+    _engine_options(p, "verilator", "where the GEMMs run (default verilator, the native harness)",
+                    "linears simulated at once (default: one per core)")
     p.set_defaults(fn=cmd_rtl_layer)
 
     p = sub.add_parser("perf", help="cycle/energy model over LLaMA-2 layers (FineQ vs MAC array)")

@@ -60,8 +60,6 @@ def cli_rtl_layer(a: argparse.Namespace) -> int:
 
     if a.tokens < 1:
         raise FineQError(f"--tokens must be positive, got {a.tokens}")
-    if a.jobs is not None and a.jobs < 1:
-        raise FineQError(f"--jobs must be positive, got {a.jobs}")
     if a.mode not in ("paper", "search"):
         raise FineQError(f"--mode {a.mode}: rtl-layer quantizes with the data-free modes paper or search")
     t0 = time.perf_counter()
