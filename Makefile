@@ -4,8 +4,8 @@
 #   make demo     install everything, then run the end-to-end demo (RTL on Verilator)
 #   make test     the whole test suite (golden model, RTL on Icarus and Verilator, small synthesis)
 #   make sim      RTL regression on both simulators with a summary table  (SIM=icarus|verilator SEED=n WAVES=1)
-#   make synth    Yosys + OpenSTA on Nangate45 -> build/synth/summary.{json,md,png}  (LIBERTY=path)
-#   make perf     cycle/energy model over LLaMA-2 7B/13B layers -> build/perf/
+#   make synth    Yosys + OpenSTA on Nangate45 -> build/synth/summary.{json,md,png}  (LIBERTY=path WEIGHTS=model)
+#   make perf     cycle/energy model on real weights (SmolLM2, LLaMA-2 shapes) -> build/perf/  (WEIGHTS=model)
 #   make eval     perplexity of SmolLM2 under every quantization method -> build/eval/
 #   make bench    quantizer throughput/memory benchmark
 #   make measure  Verilator speed of the 64x64 engine and PE utilization
@@ -40,7 +40,8 @@ synth: setup
 	$(RUN) bash synth/run.sh
 
 perf: setup
-	$(RUN) fineq perf --json build/perf/perf.json
+	@mkdir -p build/perf
+	$(RUN) fineq perf $(if $(WEIGHTS),--weights $(WEIGHTS)) --json build/perf/perf.json
 
 EVAL_METHODS ?= reference,fineq-paper,fineq-search,fineq-hdiag,fineq-gptq,fineq-gptq-clip,fineq-gptq-ord,rtn,rtn3,uniform,gptq,gptq-g128,gptq3,owq,pbllm
 eval: setup

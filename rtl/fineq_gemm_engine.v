@@ -8,10 +8,20 @@
 //   for each chunk of PSUM_DEPTH rows of M, for each K tile t of ROWS weights:
 //     LOAD   min(ROWS, K - ROWS*t) activation beats (rows ROWS*t.. of X)
 //     STREAM one weight beat per row m of the chunk (blocks floor(ROWS*t/24)..+BPV-1)
-//     DRAIN  until the last vector of the tile has finished
+//     DRAIN  until the last vector of the tile has been accumulated
 //   FLUSH until the last output row has been taken.
 // Partial sums of the chunk live in the psum buffer between K tiles; the last
 // tile's sums go out as output rows, in order of m.
+// Pipeline: D (decode register) -> T (temporal encoder, PE array, adder trees)
+// -> A (accumulate: the trees' sums are registered at the end of T, so the
+// column accumulators add them one cycle later). A output row that cannot be
+// handed over stalls A, and A stalls T.
+// CODING = 0: the paper's thermometer temporal coding (a vector takes
+// max(1, max |w|) cycles); CODING = 1: binary-weighted coding, a variant beyond
+// the paper (|w| = b0 + 2*b1: 2 cycles if some |w| >= 2, else 1; the
+// accumulators add the doubled sums on the b1 cycle). Same Y, bit for bit.
+// CLOCK_GATE = 1 clock-gates the PE activation registers, the encoder's vector
+// register, the tree-sum registers and the column accumulators.
 // start_i (while idle) latches cfg_m_i and cfg_k_i; M = 0 or K = 0 is refused
 // with cfg_err_o. cycles_o counts the cycles of the last run (busy cycles).
 `default_nettype none
@@ -23,6 +33,8 @@ module fineq_gemm_engine #(
   parameter integer PSUM_DEPTH = 256,
   parameter integer M_W        = 16,
   parameter integer K_W        = 22,
+  parameter integer CLOCK_GATE = 1,
+  parameter integer CODING     = 0,
   parameter integer BPV        = (ROWS + 16 + 23) / 24
 ) (
   input  wire                  clk_i,
@@ -75,6 +87,10 @@ module fineq_gemm_engine #(
       $error("fineq_gemm_engine: K_W <= 22 and ACC_W >= 32 keep Y exact in int32");
       $finish;
     end
+    if (CODING != 0 && CODING != 1) begin
+      $error("fineq_gemm_engine: CODING (%0d) must be 0 (thermometer) or 1 (binary)", CODING);
+      $finish;
+    end
     if (BPV * 24 < ROWS + 16) begin
       $error("fineq_gemm_engine: BPV too small for ROWS");
       $finish;
@@ -116,13 +132,23 @@ module fineq_gemm_engine #(
   reg             ev_q, ev_d;
   reg [PW-1:0]    em_q, em_d;
   wire [ROWS-1:0] enc_bits, enc_signs;
-  wire            enc_first, enc_last;
+  wire            enc_first, enc_last, enc_shift;
 
   reg             out_valid_q, out_valid_d;
   reg [COLS*ACC_W-1:0] out_data_q, out_data_d;
 
+  // accumulate stage (A): the T cycle before, delayed by the tree-sum register
+  reg             av_q, av_d;              // A holds a temporal cycle
+  reg             a_first_q, a_first_d;    // ... the first of its vector
+  reg             a_last_q, a_last_d;      // ... the last of its vector
+  reg             a_shift_q, a_shift_d;    // ... a doubled (b1) cycle of the binary coding
+  reg [PW-1:0]    am_q, am_d;              // ... of row am_q of the chunk
+
   wire out_free = !out_valid_q || out_ready_i;
-  wire t_adv    = ev_q && !(enc_last && last_tile && !out_free);  // a temporal cycle of work
+  wire a_fin    = av_q && a_last_q;                     // a vector's sum is complete this cycle
+  wire a_stall  = a_fin && last_tile && !out_free;      // its output row cannot leave
+  wire a_adv    = av_q && !a_stall;                     // the accumulators add this cycle
+  wire t_adv    = ev_q && !a_stall;                     // a temporal cycle of work
   wire t_fin    = t_adv && enc_last;                              // the vector ends this cycle
   wire t_take   = !ev_q || t_fin;                                 // T can take a vector
   wire d_to_t   = dv_q && t_take;
@@ -134,7 +160,7 @@ module fineq_gemm_engine #(
 
   wire enc_step = t_adv && !enc_last;  // named: synth/activity.py reads it from the VCD
 
-  fineq_temporal_encoder #(.ROWS(ROWS)) u_enc (
+  fineq_temporal_encoder #(.ROWS(ROWS), .CLOCK_GATE(CLOCK_GATE), .CODING(CODING)) u_enc (
     .clk_i  (clk_i),
     .rst_ni (rst_ni),
     .load_i (d_to_t),
@@ -142,6 +168,7 @@ module fineq_gemm_engine #(
     .step_i (enc_step),
     .bits_o (enc_bits),
     .signs_o(enc_signs),
+    .shift_o(enc_shift),
     .first_o(enc_first),
     .last_o (enc_last)
   );
@@ -157,33 +184,35 @@ module fineq_gemm_engine #(
   end
 
   wire [COLS*SUM_W-1:0] col_sum;
-  fineq_pe_array #(.ROWS(ROWS), .COLS(COLS), .ACT_W(ACT_W)) u_array (
+  fineq_pe_array #(.ROWS(ROWS), .COLS(COLS), .ACT_W(ACT_W), .PIPE(1), .CLOCK_GATE(CLOCK_GATE)) u_array (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
     .act_we_i (act_we),
     .act_row_i(act_data_i),
     .bits_i   (enc_bits),
     .signs_i  (enc_signs),
+    .en_i     (t_adv),
     .col_sum_o(col_sum)
   );
 
   reg  [COLS*ACC_W-1:0] psum_q [0:PSUM_DEPTH-1];
-  wire [COLS*ACC_W-1:0] psum_rd = psum_q[em_q];
+  wire [COLS*ACC_W-1:0] psum_rd = psum_q[am_q];
   wire [COLS*ACC_W-1:0] acc_sum;
   wire [COLS*ACC_W-1:0] acc_base = first_tile_q ? {COLS*ACC_W{1'b0}} : psum_rd;
 
-  fineq_accumulator #(.COLS(COLS), .SUM_W(SUM_W), .ACC_W(ACC_W)) u_acc (
+  fineq_accumulator #(.COLS(COLS), .SUM_W(SUM_W), .ACC_W(ACC_W), .CLOCK_GATE(CLOCK_GATE), .SHIFT(CODING)) u_acc (
     .clk_i  (clk_i),
     .rst_ni (rst_ni),
-    .en_i   (t_adv),
-    .first_i(enc_first),
+    .en_i   (a_adv),
+    .first_i(a_first_q),
+    .shift_i(a_shift_q),
     .base_i (acc_base),
     .sum_i  (col_sum),
     .sum_o  (acc_sum)
   );
 
   always @(posedge clk_i) begin
-    if (t_fin && !last_tile) psum_q[em_q] <= acc_sum;
+    if (a_fin && !last_tile) psum_q[am_q] <= acc_sum;
   end
 
   // ---------------------------------------------------------------- pipeline next state
@@ -193,8 +222,20 @@ module fineq_gemm_engine #(
     dm_d   = dm_q;
     ev_d   = ev_q;
     em_d   = em_q;
+    av_d   = av_q;
+    a_first_d = a_first_q;
+    a_last_d  = a_last_q;
+    a_shift_d = a_shift_q;
+    am_d   = am_q;
     out_valid_d = out_valid_q;
     out_data_d  = out_data_q;
+    if (!a_stall) begin
+      av_d      = t_adv;
+      a_first_d = enc_first;
+      a_last_d  = enc_last;
+      a_shift_d = enc_shift;
+      am_d      = em_q;
+    end
     if (d_to_t) begin
       dv_d = 1'b0;
       ev_d = 1'b1;
@@ -208,14 +249,14 @@ module fineq_gemm_engine #(
       dm_d   = beat_cnt_q[PW-1:0];
     end
     if (out_valid_q && out_ready_i) out_valid_d = 1'b0;
-    if (t_fin && last_tile) begin
+    if (a_fin && last_tile && out_free) begin
       out_valid_d = 1'b1;
       out_data_d  = acc_sum;
     end
   end
 
   // ---------------------------------------------------------------- sequencer next state
-  wire drained = !dv_q && (!ev_q || t_fin);
+  wire drained = !dv_q && !ev_q && (!av_q || (a_fin && !a_stall));
   wire [2:0] skip_sum  = {1'b0, skip_q} + SKIP_STEP[2:0];  // 3 bits: 2 + 2 must not wrap
   wire [1:0] skip_wrap = skip_sum[1:0] + 2'd1;  // skip_sum - 3 for skip_sum in 3..4
   wire [M_W-1:0] next_left = m_left_q - chunk_len_q;
@@ -308,6 +349,11 @@ module fineq_gemm_engine #(
       dm_q         <= {PW{1'b0}};
       ev_q         <= 1'b0;
       em_q         <= {PW{1'b0}};
+      av_q         <= 1'b0;
+      a_first_q    <= 1'b0;
+      a_last_q     <= 1'b0;
+      a_shift_q    <= 1'b0;
+      am_q         <= {PW{1'b0}};
       out_valid_q  <= 1'b0;
       out_data_q   <= {COLS*ACC_W{1'b0}};
       cfg_err_o    <= 1'b0;
@@ -327,6 +373,11 @@ module fineq_gemm_engine #(
       dm_q         <= dm_d;
       ev_q         <= ev_d;
       em_q         <= em_d;
+      av_q         <= av_d;
+      a_first_q    <= a_first_d;
+      a_last_q     <= a_last_d;
+      a_shift_q    <= a_shift_d;
+      am_q         <= am_d;
       out_valid_q  <= out_valid_d;
       out_data_q   <= out_data_d;
       cfg_err_o    <= (state_q == S_IDLE && start_i) ? (cfg_m_i == {M_W{1'b0}} || cfg_k_i == {K_W{1'b0}})

@@ -6,11 +6,14 @@
 // from above (psum_i) and registers the result (psum_o), and registers the
 // weight for the PE to its right (w_o).
 // Product: |act * w| <= 128 * 3 = 384, 10 bits signed; PSUM_W holds a column.
+// CLOCK_GATE = 1: act_q is clocked through a clock gate enabled by load_i (as
+// in fineq_pe); the weight and partial-sum registers move every cycle.
 `default_nettype none
 
 module mac_pe #(
   parameter integer ACT_W  = 8,
-  parameter integer PSUM_W = 16
+  parameter integer PSUM_W = 16,
+  parameter integer CLOCK_GATE = 1
 ) (
   input  wire              clk_i,
   input  wire              rst_ni,
@@ -27,13 +30,16 @@ module mac_pe #(
       $error("mac_pe: PSUM_W (%0d) must be at least ACT_W + 3", PSUM_W);
       $finish;
     end
+    if (CLOCK_GATE != 0 && CLOCK_GATE != 1) begin
+      $error("mac_pe: CLOCK_GATE (%0d) must be 0 or 1", CLOCK_GATE);
+      $finish;
+    end
   end
 
-  reg  [ACT_W-1:0]  act_q;
+  wire [ACT_W-1:0]  act_q;
   reg  [2:0]        w_q;
   reg  [PSUM_W-1:0] psum_q;
 
-  wire [ACT_W-1:0]  act_d = load_i ? act_i : act_q;
   wire signed [ACT_W+2:0] act_s = {{3{act_q[ACT_W-1]}}, act_q};
   wire signed [ACT_W+2:0] mag   = {{(ACT_W+1){1'b0}}, w_i[1:0]};
   wire signed [ACT_W+2:0] prod  = act_s * mag;
@@ -42,15 +48,22 @@ module mac_pe #(
 
   always @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      act_q  <= {ACT_W{1'b0}};
       w_q    <= 3'd0;
       psum_q <= {PSUM_W{1'b0}};
     end else begin
-      act_q  <= act_d;
       w_q    <= w_i;
       psum_q <= psum_d;
     end
   end
+
+  // the activation register: clock-gated by load_i, as in fineq_pe
+  fineq_en_reg #(.WIDTH(ACT_W), .CLOCK_GATE(CLOCK_GATE)) u_act (
+    .clk_i (clk_i),
+    .rst_ni(rst_ni),
+    .en_i  (load_i),
+    .d_i   (act_i),
+    .q_o   (act_q)
+  );
 
   assign w_o    = w_q;
   assign psum_o = psum_q;

@@ -13,6 +13,7 @@ module mac_systolic_array #(
   parameter integer ROWS   = 64,
   parameter integer COLS   = 64,
   parameter integer ACT_W  = 8,
+  parameter integer CLOCK_GATE = 1,
   parameter integer PSUM_W = ACT_W + 2 + ((ROWS > 1) ? $clog2(ROWS) : 1)
 ) (
   input  wire                   clk_i,
@@ -41,7 +42,7 @@ module mac_systolic_array #(
     for (r = 0; r < ROWS; r = r + 1) begin : g_row
       assign w_h[r][2:0] = w_i[3*r +: 3];
       for (c = 0; c < COLS; c = c + 1) begin : g_col
-        mac_pe #(.ACT_W(ACT_W), .PSUM_W(PSUM_W)) u_pe (
+        mac_pe #(.ACT_W(ACT_W), .PSUM_W(PSUM_W), .CLOCK_GATE(CLOCK_GATE)) u_pe (
           .clk_i (clk_i),
           .rst_ni(rst_ni),
           .load_i(act_we_i[r]),

@@ -1,9 +1,11 @@
 """Step 3: switching activity from RTL simulation of a GEMM workload.
 
-The FineQ engine and the MAC systolic array each run the same GEMM (weights from
-fineq.quantize of a heavy-tailed matrix with outlier channels, uniform int8
-activations) on Verilator with a VCD of the arrays' top-level nets (trace depth
-1). Every block's input ports get the toggle rate (transitions per clock cycle)
+The FineQ engine and the MAC systolic array each run the same GEMM on Verilator
+with a VCD of the arrays' top-level nets (trace depth 1). The GEMM is real by
+default (fineq.workload: the first ACT_M rows of ACT_LINEAR of SmolLM2, or of
+the model WEIGHTS names, quantized with WEIGHT_MODE, times that linear's real
+int8 inputs for ACT_N tokens); WEIGHTS=synthetic runs the heavy-tailed synthetic
+matrix with uniform int8 activations instead. Every block's input ports get the toggle rate (transitions per clock cycle)
 and duty measured on the nets that drive them; buses of COLS lanes are averaged
 over lanes (the blocks are synthesized as one column). Writes
 build/synth/activity.json: {unit: {port_bit: [activity, duty]}}.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,28 +34,35 @@ def bus(name: str, bits: list[tuple[float, float]]) -> Ports:
     return {f"{name}[{i}]": b for i, b in enumerate(bits)}
 
 
-def workload():
+def workload(weights: str):
     from fineq import quantize
     from fineq.synthetic import heavy_tailed, int8_activations
+    from fineq.workload import real_gemm
 
-    q = quantize(heavy_tailed(S.ACT_M, S.ACT_K, seed=S.ACT_SEED))
-    x = int8_activations(S.ACT_K, min(S.ACT_N, S.COLS), seed=S.ACT_SEED + 1)
-    return q, x
+    n = min(S.ACT_N, S.COLS)
+    if weights == "synthetic":
+        q = quantize(heavy_tailed(S.ACT_M, S.ACT_K, seed=S.ACT_SEED))
+        x = int8_activations(S.ACT_K, n, seed=S.ACT_SEED + 1)
+        return q, x, (f"SYNTHETIC weights (fineq.synthetic.heavy_tailed, seed {S.ACT_SEED}) quantized with FineQ "
+                      "paper, uniform int8 activations")
+    w = real_gemm(weights, S.ACT_LINEAR, S.ACT_M, n, S.WEIGHT_MODE, seed=S.ACT_SEED)
+    return w.q, w.x, w.description
 
 
-def fineq_activity(q, x) -> tuple[int, dict[str, Ports]]:
+def fineq_activity(q, x, coding: str = "thermometer") -> tuple[int, dict[str, Ports]]:
+    """The engine's run; with coding="binary" the families are named fineq_*_bin (decoder left out)."""
     from fineq.engine import EngineConfig
     from fineq_tb.gemm_job import run_engine
 
-    out = run_engine(q, x, EngineConfig(S.ROWS, S.COLS, 256), "verilator", trace_depth=1)
-    names = ["act_we", "act_data_i", "enc_bits", "enc_signs", "t_adv", "enc_first", "col_sum", "acc_base",
-             "d_to_t", "dvec_q", "enc_step", "wgt_data_i", "skip_q", "rows_t"]
+    out = run_engine(q, x, EngineConfig(S.ROWS, S.COLS, 256, coding), "verilator", trace_depth=1)
+    names = ["act_we", "act_data_i", "enc_bits", "enc_signs", "t_adv", "a_adv", "a_first_q", "a_shift_q", "col_sum",
+             "acc_base", "d_to_t", "dvec_q", "enc_step", "wgt_data_i", "skip_q", "rows_t"]
     cycles, a = activity(Path(out["work"]) / "dump.vcd", "fineq_gemm_engine", names)
     sum_w = 8 + 1 + S.clog2(S.ROWS)
     ports = {
         "fineq_col": {**bus("act_we_i", a["act_we"]), **bus("act_row_i", lane_mean(a["act_data_i"], 8, S.COLS)),
-                      **bus("bits_i", a["enc_bits"]), **bus("signs_i", a["enc_signs"])},
-        "fineq_acc": {"en_i": a["t_adv"][0], "first_i": a["enc_first"][0],
+                      **bus("bits_i", a["enc_bits"]), **bus("signs_i", a["enc_signs"]), "en_i": a["t_adv"][0]},
+        "fineq_acc": {"en_i": a["a_adv"][0], "first_i": a["a_first_q"][0], "shift_i": a["a_shift_q"][0],
                       **bus("base_i", lane_mean(a["acc_base"], 32, S.COLS)),
                       **bus("sum_i", lane_mean(a["col_sum"], sum_w, S.COLS))},
         "fineq_enc": {"load_i": a["d_to_t"][0], **bus("vec_i", a["dvec_q"]), "step_i": a["enc_step"][0]},
@@ -61,16 +71,16 @@ def fineq_activity(q, x) -> tuple[int, dict[str, Ports]]:
     return cycles, ports
 
 
-def mac_activity(q, x, base: list[tuple[float, float]]) -> tuple[int, dict[str, Ports]]:
+def mac_activity(q, x, tag: str) -> tuple[int, dict[str, Ports]]:
+    """The MAC array's run; the caller adds the accumulators' base_i (the FineQ run's partial sums)."""
     from cocotb_tools.check_results import get_results
 
     from fineq_tb import runner
 
-    work = S.BUILD / "activity_mac"
+    work = S.BUILD / f"activity_mac_{tag}"
     work.mkdir(parents=True, exist_ok=True)
     job = work / "job.npz"
     np.savez(job, packed=q.packed, scales=q.scales, shape=np.array(q.shape), x=x)
-    os.environ["WAVES"] = "1"
     xml = runner.run("mac_systolic_array", "test_mac_systolic_array", "verilator", {"ROWS": S.ROWS, "COLS": S.COLS},
                      name=f"{S.ROWS}x{S.COLS}", testcase="mac_file_job", test_dir=work, trace_depth=1,
                      log_file=work / "sim.log", extra_env={"FINEQ_JOB": str(job)})
@@ -86,20 +96,43 @@ def mac_activity(q, x, base: list[tuple[float, float]]) -> tuple[int, dict[str, 
         "mac_col": {**bus("act_we_i", a["act_we_i"]), **bus("act_row_i", lane_mean(a["act_row_i"], 8, S.COLS)),
                     **bus("w_i", a["w_i"])},
         "mac_acc": {"en_i": (2 * tiles / cycles, en_duty), "first_i": (2 / cycles, m / cycles),
-                    **bus("base_i", base), **bus("sum_i", lane_mean(a["psum_o"], psum_w, S.COLS))},
+                    **bus("sum_i", lane_mean(a["psum_o"], psum_w, S.COLS))},
     }
     return cycles, ports
 
 
+def measure(weights: str, tag: str, variant: bool) -> dict:
+    q, x, desc = workload(weights)
+    nz = float((q.levels() != 0).mean())
+    print(f"activity workload ({tag}): M={q.shape[0]} K={q.shape[1]} N={x.shape[1]}: {desc}; "
+          f"{100 * nz:.1f}% non-zero levels", flush=True)
+    # the simulations are independent processes: two at a time (the binary-weighted variant on the same workload)
+    with ThreadPoolExecutor(2) as pool:
+        f_fq = pool.submit(fineq_activity, q, x)
+        f_mac = pool.submit(mac_activity, q, x, tag)
+        f_bin = pool.submit(fineq_activity, q, x, "binary") if variant else None
+        (fc, fineq_ports), (mc, mac_ports) = f_fq.result(), f_mac.result()
+        base = [fineq_ports["fineq_acc"][f"base_i[{b}]"] for b in range(32)]
+        mac_ports["mac_acc"].update(bus("base_i", base))
+        print(f"  FineQ engine: {fc} cycles; MAC array: {mc} cycles", flush=True)
+        cycles = {"fineq": fc, "mac": mc}
+        if f_bin is not None:
+            bc, bin_ports = f_bin.result()
+            fineq_ports.update({f"{k}_bin": v for k, v in bin_ports.items() if k != "fineq_dec"})
+            cycles["fineq_binary"] = bc
+            print(f"  FineQ engine, binary-weighted coding: {bc} cycles", flush=True)
+    return {"workload": {"m": q.shape[0], "k": q.shape[1], "n": int(x.shape[1]), "seed": S.ACT_SEED,
+                         "weights": weights, "description": desc, "nonzero_levels": nz,
+                         "synthetic": weights == "synthetic"},
+            "cycles": cycles, "units": {**fineq_ports, **mac_ports}}
+
+
 def main() -> None:
-    q, x = workload()
-    print(f"activity workload: M={q.shape[0]} K={q.shape[1]} N={x.shape[1]} (seed {S.ACT_SEED})", flush=True)
-    fc, fineq_ports = fineq_activity(q, x)
-    base = [fineq_ports["fineq_acc"][f"base_i[{b}]"] for b in range(32)]
-    mc, mac_ports = mac_activity(q, x, base)
-    print(f"  FineQ engine: {fc} cycles; MAC array: {mc} cycles", flush=True)
-    data = {"workload": {"m": q.shape[0], "k": q.shape[1], "n": int(x.shape[1]), "seed": S.ACT_SEED},
-            "cycles": {"fineq": fc, "mac": mc}, "units": {**fineq_ports, **mac_ports}}
+    """The workload WEIGHTS names; with real weights, the synthetic workload too (reported beside it)."""
+    os.environ["WAVES"] = "1"  # every run traces; set before the runs share the environment
+    data = measure(S.WEIGHTS, "real" if S.WEIGHTS != "synthetic" else "synthetic", variant=True)
+    if S.WEIGHTS != "synthetic":
+        data["synthetic"] = measure("synthetic", "synthetic", variant=False)
     (S.BUILD / "activity.json").write_text(json.dumps(data, indent=1))
 
 

@@ -1,9 +1,13 @@
 """Step 5: build/synth/summary.json, summary.md and summary.png from the steps' results.
 
 Full designs are composed from the proven units by instance count:
-  fineq_pe_array      = COLS x (column: ROWS PEs + adder tree) + COLS x accumulator + 1 temporal encoder
-  mac_systolic_array  = COLS x (column: ROWS MAC PEs)          + COLS x accumulator
+  fineq_pe_array      = COLS x (column: ROWS PEs + adder tree + tree-sum register) + COLS x accumulator
+                        + 1 temporal encoder; clock-gated (the engine's configuration)
+  mac_systolic_array  = COLS x (column: ROWS MAC PEs) + COLS x accumulator; clock-gated the same way
+  *_nogate            = the same without clock gates; fineq_pe_array_nopipe also without the tree-sum
+                        register (the array as the paper describes it, and as it was before the register)
   fineq_decoders      = 1 beat decoder (BPV block decoders) feeding the array
+Each part is an OpenSTA run (settings.STA_RUNS) of a unit's netlist; area and cells come from the unit.
 The flat synthesis of a FLAT_ROWS x FLAT_COLS array checks that composition.
 """
 
@@ -20,9 +24,18 @@ COMPOSITION = {
     "fineq_pe_array": [("fineq_col", S.COLS), ("fineq_acc", S.COLS), ("fineq_enc", 1)],
     "mac_systolic_array": [("mac_col", S.COLS), ("mac_acc", S.COLS)],
     "fineq_decoders": [("fineq_dec", 1)],
+    "fineq_pe_array_binary": [("fineq_col_bin", S.COLS), ("fineq_acc_bin", S.COLS), ("fineq_enc_bin", 1)],
+    "fineq_pe_array_nogate": [("fineq_col_nogate", S.COLS), ("fineq_acc_nogate", S.COLS), ("fineq_enc_nogate", 1)],
+    "fineq_pe_array_nopipe": [("fineq_col_nopipe", S.COLS), ("fineq_acc_nopipe", S.COLS), ("fineq_enc_nogate", 1)],
+    "mac_systolic_array_nogate": [("mac_col_nogate", S.COLS), ("mac_acc_nogate", S.COLS)],
     "fineq_array_no_accumulators": [("fineq_col", S.COLS), ("fineq_enc", 1)],
     "mac_array_no_accumulators": [("mac_col", S.COLS)],
 }
+
+
+def unit_of(part: str) -> str:
+    """The synthesized unit behind a composition part (an OpenSTA run may reuse a unit's netlist)."""
+    return S.STA_RUNS[part].unit if part in S.STA_RUNS else part
 
 
 def _sum(parts: list[tuple[list[float], int]]) -> list[float]:
@@ -47,16 +60,19 @@ def main() -> None:
         raise SystemExit(f"units not proven equal to their RTL: {unproven}")
     designs: dict[str, dict] = {}
     for name, comp in COMPOSITION.items():
-        d: dict = {"composition": {u: n for u, n in comp}, "cells": sum(syn[u]["cells"] * n for u, n in comp),
-                   "netlists_proven": all(proof[u]["equal"] for u, _ in comp)}
+        d: dict = {"composition": {u: n for u, n in comp},
+                   "cells": sum(syn[unit_of(u)]["cells"] * n for u, n in comp),
+                   "netlists_proven": all(proof[unit_of(u)]["equal"] for u, _ in comp)}
         if libfree:
-            d["transistors"] = sum(syn[u]["transistors"] * n for u, n in comp)
+            d["transistors"] = sum(syn[unit_of(u)]["transistors"] * n for u, n in comp)
             d.update(area_um2=None, area_mm2=None, power_mw=None, slack_ns=None, fmax_mhz=None)
         else:
-            d["area_um2"] = sum(syn[u]["area_um2"] * n for u, n in comp)
+            d["area_um2"] = sum(syn[unit_of(u)]["area_um2"] * n for u, n in comp)
             d["area_mm2"] = d["area_um2"] / 1e6
             d["power_mw"] = _pw(_sum([(sta[u]["power_vcd"], n) for u, n in comp]))
             d["power_mw_default_activity"] = _pw(_sum([(sta[u]["power_default"], n) for u, n in comp]))
+            if all("power_syn" in sta[u] for u, _ in comp):
+                d["power_mw_synthetic"] = _pw(_sum([(sta[u]["power_syn"], n) for u, n in comp]))
             slack = min(sta[u]["slack_ns"] for u, _ in comp)
             d["slack_ns"] = slack
             d["fmax_mhz"] = 1000.0 / (S.PERIOD_NS - slack)
@@ -68,9 +84,14 @@ def main() -> None:
         "clock_mhz": S.CLOCK_MHZ,
         "array": [S.ROWS, S.COLS],
         "activity": (f"VCD of RTL simulation: GEMM M={act['workload']['m']} K={act['workload']['k']} "
-                     f"N={act['workload']['n']}, heavy-tailed weights quantized by fineq, uniform int8 activations; "
+                     f"N={act['workload']['n']}, {act['workload'].get('description', '')}; "
+                     f"{100 * act['workload'].get('nonzero_levels', float('nan')):.1f}% non-zero weight levels; "
                      "per-input-port-bit toggle rate and duty on each block, propagated by OpenSTA"
+                     + (f". Synthetic comparison: {act['synthetic']['workload']['description']}, "
+                        f"{100 * act['synthetic']['workload']['nonzero_levels']:.1f}% non-zero levels"
+                        if "synthetic" in act else "")
                      if act else "none (library-free)"),
+        "activity_synthetic": bool(act) and act["workload"].get("synthetic", False),
         "flow": ("Yosys 0.23 synth (no extract_fa), abc -g cmos2, stat -tech cmos, hierarchical units"
                  if libfree else
                  "Yosys 0.23 synth (no extract_fa), dfflibmap, abc -liberty -D <period>, hierarchical units; "
@@ -94,16 +115,21 @@ def main() -> None:
         cmp["paper_power_reduction_pct"] = PAPER["power_reduction_pct"]
         g = sta["fineq_col"]["groups_vcd"]
         pe = S.COLS * (g.get("pe", [0, 0, 0, 0])[3] + g.get("other", [0, 0, 0, 0])[3])
-        accu = S.COLS * (g.get("tree", [0, 0, 0, 0])[3] + sta["fineq_acc"]["power_vcd"][3])
+        accu = S.COLS * (g.get("tree", [0, 0, 0, 0])[3] + g.get("pipe", [0, 0, 0, 0])[3]
+                         + sta["fineq_acc"]["power_vcd"][3])
         enc = sta["fineq_enc"]["power_vcd"][3]
         tot = pe + accu + enc
         summary["fineq_power_breakdown"] = {
             "mw": {"accumulators": accu, "pe_array": pe, "temporal_encoders": enc},
             "pct": {"accumulators": 100 * accu / tot, "pe_array": 100 * pe / tot, "temporal_encoders": 100 * enc / tot},
             "paper_pct": PAPER["breakdown_pct"],
-            "note": "accumulators = the column adder trees (which apply the signs) + the column accumulators",
+            "note": ("accumulators = the column adder trees (which apply the signs), their tree-sum registers and "
+                     "the column accumulators; PE array = the PEs with their clock gates"),
         }
     summary["fineq_vs_mac"] = cmp
+    if not libfree:
+        summary["table_iii"] = table_iii(designs)
+        summary["changes"] = changes(designs)
     flat = {}
     for fam, (fl, col) in {"fineq": ("fineq_flat", "fineq_col_small"), "mac": ("mac_flat", "mac_col_small")}.items():
         est = S.FLAT_COLS * syn[col][key]
@@ -116,6 +142,45 @@ def main() -> None:
     if not libfree:
         chart(summary, S.BUILD / "summary.png")
     print(md)
+
+
+PAPER_TABLE_III = {"area_reduction_pct": 61.2, "power_reduction_pct": 62.9}
+
+
+def table_iii(designs: dict) -> dict:
+    """The paper's Table III (FineQ array vs MAC systolic array) from this flow: area, and power at the clock
+    with the real workload's activity, the synthetic one's and the default 0.1, for the gated designs and
+    the ungated ones."""
+    out: dict = {}
+    for tag, (f, m) in {"clock-gated (engine)": ("fineq_pe_array", "mac_systolic_array"),
+                        "no clock gating": ("fineq_pe_array_nogate", "mac_systolic_array_nogate")}.items():
+        fd, md = designs[f], designs[m]
+        row: dict = {"fineq_area_mm2": fd["area_mm2"], "mac_area_mm2": md["area_mm2"],
+                     "area_reduction_pct": 100 * (1 - fd["area_mm2"] / md["area_mm2"])}
+        for key, label in [("power_mw", "real"), ("power_mw_synthetic", "synthetic"),
+                           ("power_mw_default_activity", "default_0.1")]:
+            if key in fd and key in md:
+                row[f"fineq_mw_{label}"] = fd[key]["total"]
+                row[f"mac_mw_{label}"] = md[key]["total"]
+                row[f"power_reduction_pct_{label}"] = 100 * (1 - fd[key]["total"] / md[key]["total"])
+        out[tag] = row
+    out["paper"] = PAPER_TABLE_III
+    return out
+
+
+def changes(designs: dict) -> dict:
+    """What the tree-sum register and the clock gates cost and save (real-workload power)."""
+    def d(a: str, b: str) -> dict:
+        x, y = designs[a], designs[b]
+        return {"from": a, "to": b, "area_mm2": y["area_mm2"] - x["area_mm2"],
+                "area_pct": 100 * (y["area_mm2"] / x["area_mm2"] - 1),
+                "power_mw": y["power_mw"]["total"] - x["power_mw"]["total"],
+                "power_pct": 100 * (y["power_mw"]["total"] / x["power_mw"]["total"] - 1),
+                "slack_ns": [x["slack_ns"], y["slack_ns"]], "fmax_mhz": [x["fmax_mhz"], y["fmax_mhz"]]}
+
+    return {"tree-sum register (FineQ)": d("fineq_pe_array_nopipe", "fineq_pe_array_nogate"),
+            "clock gating (FineQ)": d("fineq_pe_array_nogate", "fineq_pe_array"),
+            "clock gating (MAC)": d("mac_systolic_array_nogate", "mac_systolic_array")}
 
 
 def markdown(s: dict) -> str:
@@ -145,6 +210,29 @@ def markdown(s: dict) -> str:
         out += [f"| power reduction (VCD activity) | {c['power_reduction_pct']:.1f}% | {c['paper_power_reduction_pct']}% |",
                 f"| power reduction (default activity 0.1) | {c['power_reduction_pct_default_activity']:.1f}% | |",
                 f"| power reduction, accumulators left out of both | {c['power_reduction_pct_without_accumulators']:.1f}% | |"]
+        t = s["table_iii"]
+        out += ["", "## Table III: FineQ array vs MAC systolic array (area; power at the clock)", "",
+                "| designs | FineQ mm^2 | MAC mm^2 | area red. | FineQ mW real | MAC mW real | power red. real "
+                "| FineQ mW synth. | MAC mW synth. | power red. synth. | power red. at 0.1 |", "|---" * 11 + "|"]
+        for tag, r in t.items():
+            if tag == "paper":
+                continue
+            out.append(f"| {tag} | {r['fineq_area_mm2']:.4f} | {r['mac_area_mm2']:.4f} | {r['area_reduction_pct']:.1f}% | "
+                       f"{r.get('fineq_mw_real', float('nan')):.1f} | {r.get('mac_mw_real', float('nan')):.1f} | "
+                       f"{r.get('power_reduction_pct_real', float('nan')):.1f}% | "
+                       f"{r.get('fineq_mw_synthetic', float('nan')):.1f} | {r.get('mac_mw_synthetic', float('nan')):.1f} | "
+                       f"{r.get('power_reduction_pct_synthetic', float('nan')):.1f}% | "
+                       f"{r.get('power_reduction_pct_default_0.1', float('nan')):.1f}% |")
+        out.append(f"| paper (45 nm, commercial flow) | | | {t['paper']['area_reduction_pct']}% | | | "
+                   f"{t['paper']['power_reduction_pct']}% | | | | |")
+        out += ["", "'real' is the workload of this run (see Activity above); with WEIGHTS=synthetic both columns "
+                "are synthetic.", "", "## What the tree-sum register and the clock gates change", "",
+                "| change | area mm^2 | area | power mW | power | slack ns before -> after | fmax MHz before -> after |",
+                "|---|---|---|---|---|---|---|"]
+        for k, c in s["changes"].items():
+            out.append(f"| {k} | {c['area_mm2']:+.4f} | {c['area_pct']:+.1f}% | {c['power_mw']:+.1f} | "
+                       f"{c['power_pct']:+.1f}% | {c['slack_ns'][0]:+.3f} -> {c['slack_ns'][1]:+.3f} | "
+                       f"{c['fmax_mhz'][0]:.0f} -> {c['fmax_mhz'][1]:.0f} |")
         b = s["fineq_power_breakdown"]
         out += ["", "## FineQ array power breakdown (the paper's Figure 8)", "", "| part | mW | this flow | paper |",
                 "|---|---|---|---|"]
@@ -178,7 +266,9 @@ def chart(s: dict, path: Path) -> None:
         a1.text(x + 0.2, v + 1, f"{v:.1f}%", ha="center")
     a1.set_xticks(list(xs), lab)
     a1.set_ylabel("reduction vs MAC systolic array (%)")
-    a1.set_title(f"FineQ vs MAC array, {s['array'][0]}x{s['array'][1]} @ {s['clock_mhz']:.0f} MHz")
+    kind = "synthetic" if s.get("activity_synthetic") else "real-weight"
+    a1.set_title(f"FineQ vs MAC array, {s['array'][0]}x{s['array'][1]} @ {s['clock_mhz']:.0f} MHz, {kind} activity",
+                 fontsize=10)
     a1.set_ylim(0, 100)
     a1.legend(fontsize=8)
     parts = list(b["pct"])

@@ -5,8 +5,13 @@ CLOCK_MHZ   clock for timing and power (400)
 ROWS, COLS  the full array (64 x 64)
 FLAT_ROWS, FLAT_COLS  the small array synthesized flat to cross-check the scaling (8 x 8)
 SYNTH_BUILD reports and netlists (build/synth)
-ACT_M, ACT_K, ACT_N   GEMM workload simulated for switching activity (128, 256, 64)
-ACT_SEED    seed of that workload (1)
+WEIGHTS     the workload simulated for switching activity: smollm2 (default), a Hugging Face folder, a
+            .gguf, a .fineq.safetensors (stored levels, any mode), a weights-only .safetensors/.pt, or
+            synthetic (fineq.synthetic.heavy_tailed, labelled as such)
+WEIGHT_MODE FineQ mode that quantizes real weights (paper; ignored for a .fineq.safetensors)
+ACT_LINEAR  the linear whose first ACT_M rows and real inputs make the workload (model.layers.15.mlp.up_proj)
+ACT_M, ACT_K, ACT_N   rows, K (synthetic only: real weights keep the matrix's K) and tokens (128, 256, 64)
+ACT_SEED    seed of synthetic weights and activations (1)
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ FLAT_ROWS, FLAT_COLS = _int("FLAT_ROWS", 8), _int("FLAT_COLS", 8)
 BUILD = (ROOT / os.environ.get("SYNTH_BUILD", "build/synth")).resolve()
 ACT_M, ACT_K, ACT_N = _int("ACT_M", 128), _int("ACT_K", 256), _int("ACT_N", 64)
 ACT_SEED = _int("ACT_SEED", 1)
+WEIGHTS = os.environ.get("WEIGHTS", "").strip() or "smollm2"
+WEIGHT_MODE = os.environ.get("WEIGHT_MODE", "").strip() or "paper"
+ACT_LINEAR = os.environ.get("ACT_LINEAR", "").strip() or "model.layers.15.mlp.up_proj"
 
 
 def clog2(n: int) -> int:
@@ -60,35 +68,81 @@ class Unit:
 
 
 def units() -> dict[str, Unit]:
+    """Every synthesized block. Suffixes: ``_nogate`` without clock gates (CLOCK_GATE=0), ``_nopipe`` also
+    without the register after the adder tree (PIPE=0: the array as the paper describes it)."""
     r, c, fr, fc = ROWS, COLS, FLAT_ROWS, FLAT_COLS
     fsum = 8 + 1 + clog2(r)
     msum = 8 + 2 + clog2(r)
-    return {
-        # FineQ array = COLS x (column of ROWS PEs + adder tree) + COLS x accumulator + 1 encoder
-        "fineq_col": Unit("fineq_pe_array", {"ROWS": r, "COLS": 1}, "fineq_pe_array",
-                          {"ROWS": r, "COLS": 1, "SUM_W": fsum}, count=c, design="fineq_pe_array"),
-        "fineq_acc": Unit("fineq_accumulator", {"COLS": 1, "SUM_W": fsum, "ACC_W": 32}, "fineq_accumulator",
-                          {"COLS": 1, "SUM_W": fsum, "ACC_W": 32}, count=c, design="fineq_pe_array"),
-        "fineq_enc": Unit("fineq_temporal_encoder", {"ROWS": r}, "fineq_temporal_encoder", {"ROWS": r},
-                          count=1, design="fineq_pe_array"),
-        # the weight decoders: one beat decoder = BPV cluster decoders
-        "fineq_dec": Unit("fineq_beat_decoder", {"ROWS": r}, "fineq_beat_decoder", {"ROWS": r},
-                          count=1, design="fineq_decoders"),
+    out: dict[str, Unit] = {}
+    # FineQ array = COLS x (column of ROWS PEs + adder tree + tree-sum register) + COLS x accumulator + 1 encoder
+    for sfx, pipe, gate in [("", 1, 1), ("_nogate", 1, 0), ("_nopipe", 0, 0)]:
+        out["fineq_col" + sfx] = Unit("fineq_pe_array", {"ROWS": r, "COLS": 1, "PIPE": pipe, "CLOCK_GATE": gate},
+                                      "fineq_pe_array", {"ROWS": r, "COLS": 1, "SUM_W": fsum, "PIPE": pipe},
+                                      count=c, design="fineq_pe_array")
+    # _bin: the binary-weighted coding (encoder CODING=1, accumulator SHIFT=1), clock-gated
+    for sfx, gate, bin_ in [("", 1, 0), ("_nogate", 0, 0), ("_bin", 1, 1)]:
+        out["fineq_acc" + sfx] = Unit("fineq_accumulator",
+                                      {"COLS": 1, "SUM_W": fsum, "ACC_W": 32, "CLOCK_GATE": gate, "SHIFT": bin_},
+                                      "fineq_accumulator", {"COLS": 1, "SUM_W": fsum, "ACC_W": 32, "SHIFT": bin_},
+                                      count=c, design="fineq_pe_array")
+        out["fineq_enc" + sfx] = Unit("fineq_temporal_encoder", {"ROWS": r, "CLOCK_GATE": gate, "CODING": bin_},
+                                      "fineq_temporal_encoder", {"ROWS": r, "CODING": bin_}, count=1,
+                                      design="fineq_pe_array")
+    for sfx, gate in [("", 1), ("_nogate", 0)]:
         # MAC systolic array = COLS x (column of ROWS MAC PEs) + COLS x accumulator
-        "mac_col": Unit("mac_systolic_array", {"ROWS": r, "COLS": 1}, "mac_systolic_array",
-                        {"ROWS": r, "COLS": 1, "PSUM_W": msum}, count=c, design="mac_systolic_array"),
-        "mac_acc": Unit("fineq_accumulator", {"COLS": 1, "SUM_W": msum, "ACC_W": 32}, "fineq_accumulator",
-                        {"COLS": 1, "SUM_W": msum, "ACC_W": 32}, count=c, design="mac_systolic_array"),
-        # scaling cross-check: a small array flat against its column synthesized alone
-        "fineq_flat": Unit("fineq_pe_array", {"ROWS": fr, "COLS": fc}, "fineq_pe_array",
-                           {"ROWS": fr, "COLS": fc, "SUM_W": 8 + 1 + clog2(fr)}, flatten=True),
-        "fineq_col_small": Unit("fineq_pe_array", {"ROWS": fr, "COLS": 1}, "fineq_pe_array",
-                                {"ROWS": fr, "COLS": 1, "SUM_W": 8 + 1 + clog2(fr)}),
-        "mac_flat": Unit("mac_systolic_array", {"ROWS": fr, "COLS": fc}, "mac_systolic_array",
-                         {"ROWS": fr, "COLS": fc, "PSUM_W": 8 + 2 + clog2(fr)}, flatten=True),
-        "mac_col_small": Unit("mac_systolic_array", {"ROWS": fr, "COLS": 1}, "mac_systolic_array",
-                              {"ROWS": fr, "COLS": 1, "PSUM_W": 8 + 2 + clog2(fr)}),
-    }
+        out["mac_col" + sfx] = Unit("mac_systolic_array", {"ROWS": r, "COLS": 1, "CLOCK_GATE": gate},
+                                    "mac_systolic_array", {"ROWS": r, "COLS": 1, "PSUM_W": msum},
+                                    count=c, design="mac_systolic_array")
+        out["mac_acc" + sfx] = Unit("fineq_accumulator", {"COLS": 1, "SUM_W": msum, "ACC_W": 32, "CLOCK_GATE": gate},
+                                    "fineq_accumulator", {"COLS": 1, "SUM_W": msum, "ACC_W": 32, "SHIFT": 0},
+                                    count=c, design="mac_systolic_array")
+    # the weight decoders: one beat decoder = BPV cluster decoders
+    out["fineq_dec"] = Unit("fineq_beat_decoder", {"ROWS": r}, "fineq_beat_decoder", {"ROWS": r},
+                            count=1, design="fineq_decoders")
+    # scaling cross-check: a small array flat against its column synthesized alone
+    fsm = 8 + 1 + clog2(fr)
+    out["fineq_flat"] = Unit("fineq_pe_array", {"ROWS": fr, "COLS": fc}, "fineq_pe_array",
+                             {"ROWS": fr, "COLS": fc, "SUM_W": fsm, "PIPE": 1}, flatten=True)
+    out["fineq_col_small"] = Unit("fineq_pe_array", {"ROWS": fr, "COLS": 1}, "fineq_pe_array",
+                                  {"ROWS": fr, "COLS": 1, "SUM_W": fsm, "PIPE": 1})
+    out["mac_flat"] = Unit("mac_systolic_array", {"ROWS": fr, "COLS": fc}, "mac_systolic_array",
+                           {"ROWS": fr, "COLS": fc, "PSUM_W": 8 + 2 + clog2(fr)}, flatten=True)
+    out["mac_col_small"] = Unit("mac_systolic_array", {"ROWS": fr, "COLS": 1}, "mac_systolic_array",
+                                {"ROWS": fr, "COLS": 1, "PSUM_W": 8 + 2 + clog2(fr)})
+    return out
+
+
+@dataclass(frozen=True)
+class StaRun:
+    """One OpenSTA run: a unit's netlist, the activity of its family, and the unit whose output feeds
+    ``sum_i`` in the same cycle (the timing of that path is composed), if any."""
+
+    unit: str
+    family: str
+    chain_from: str | None = None
+
+
+STA_RUNS: dict[str, StaRun] = {
+    "fineq_col": StaRun("fineq_col", "fineq_col"),
+    "fineq_col_nogate": StaRun("fineq_col_nogate", "fineq_col"),
+    "fineq_col_nopipe": StaRun("fineq_col_nopipe", "fineq_col"),
+    # after the tree-sum register the accumulator's sum input starts at the clock edge
+    "fineq_acc": StaRun("fineq_acc", "fineq_acc"),
+    "fineq_acc_nogate": StaRun("fineq_acc_nogate", "fineq_acc"),
+    # without it the path PE -> tree -> accumulator is one cycle
+    "fineq_acc_nopipe": StaRun("fineq_acc_nogate", "fineq_acc", "fineq_col_nopipe"),
+    "fineq_enc": StaRun("fineq_enc", "fineq_enc"),
+    "fineq_enc_nogate": StaRun("fineq_enc_nogate", "fineq_enc"),
+    "fineq_dec": StaRun("fineq_dec", "fineq_dec"),
+    # the binary-weighted coding: the same column, its own encoder and accumulator, its own activity
+    "fineq_col_bin": StaRun("fineq_col", "fineq_col_bin"),
+    "fineq_acc_bin": StaRun("fineq_acc_bin", "fineq_acc_bin"),
+    "fineq_enc_bin": StaRun("fineq_enc_bin", "fineq_enc_bin"),
+    "mac_col": StaRun("mac_col", "mac_col"),
+    "mac_col_nogate": StaRun("mac_col_nogate", "mac_col"),
+    "mac_acc": StaRun("mac_acc", "mac_acc", "mac_col"),
+    "mac_acc_nogate": StaRun("mac_acc_nogate", "mac_acc", "mac_col_nogate"),
+}
 
 
 def liberty_plain() -> Path | None:

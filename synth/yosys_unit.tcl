@@ -4,7 +4,13 @@ yosys -import
 set top $::env(UNIT_TOP)
 set lib $::env(LIB)
 set out $::env(OUT)
-foreach f [lsort [glob rtl/*.v rtl/*/*.v]] { read_verilog $f }
+# With a liberty, clock gates are its integrated clock-gate cell (rtl/fineq_clock_gate.v), kept as a black box.
+if {$lib ne ""} {
+  read_liberty -lib $lib
+  foreach f [lsort [glob rtl/*.v rtl/*/*.v]] { read_verilog -DFINEQ_ICG_NANGATE45 $f }
+} else {
+  foreach f [lsort [glob rtl/*.v rtl/*/*.v]] { read_verilog $f }
+}
 # chparam on the elaborated top (read_verilog -defer with hierarchy -chparam trips an assertion in 0.23)
 if {$::env(UNIT_HP) ne ""} { chparam {*}$::env(UNIT_HP) $top }
 hierarchy -check -top $top

@@ -109,7 +109,9 @@ CASES = [
     (["perf", "--weights", "junk.safetensors"], "not a readable safetensors"),
     (["perf", "--weights", "missing.safetensors"], "does not exist"),
     (["perf", "--seq", "0", "--model", "llama2-7b"], "must be positive"),
-    (["perf", "--mode", "gptq"], "applies to --weights"),
+    (["perf", "--mode", "gptq"], "data-free"),
+    (["perf", "--synthetic", "--weights", "junk.safetensors"], "does not take --weights"),
+    (["perf", "--buffer-kb", "0", "--synthetic"], "--buffer-kb must be positive"),
     (["perf", "--weights", "junk.safetensors", "--mode", "gptq"], "data-free"),
     (["perf", "--json", "Y.npy"], "exists; use --force"),
     # eval and whole-model files

@@ -13,13 +13,31 @@ from fineq.synthetic import heavy_tailed, int8_activations
     [(1, 1, 1, 8, 4), (3, 23, 2, 8, 2), (5, 100, 7, 16, 3), (9, 200, 4, 64, 256), (4, 130, 3, 24, 1),
      (2, 72, 5, 40, 8)],
 )
-def test_fast_equals_hw_order(m, k, n, rows, depth):
+@pytest.mark.parametrize("coding", ["thermometer", "binary"])
+def test_fast_equals_hw_order(m, k, n, rows, depth, coding):
     q = fineq.quantize(heavy_tailed(m, k, seed=m * k))
     x = int8_activations(k, n, seed=n)
     y = fineq.gemm(q, x)
     assert y.dtype == np.int64
     assert np.array_equal(y, q.levels().astype(np.int64) @ x.astype(np.int64))
-    assert np.array_equal(y, fineq.gemm_hw(q, x, fineq.EngineConfig(rows=rows, cols=n, psum_depth=depth)))
+    cfg = fineq.EngineConfig(rows=rows, cols=n, psum_depth=depth, coding=coding)
+    assert np.array_equal(y, fineq.gemm_hw(q, x, cfg))
+
+
+def test_temporal_codings():
+    from fineq.engine import vector_length
+    from fineq.gemm import temporal_bits
+
+    for u in range(4):  # every magnitude is rebuilt from its cycles, in the cycle count the model claims
+        for coding in ("thermometer", "binary"):
+            mag = np.array([u, 0, 1])
+            cyc = temporal_bits(mag, coding)
+            assert len(cyc) == vector_length(u, coding)
+            assert (sum(w * b.astype(int) for b, w in cyc) == mag).all()
+    assert [int(vector_length(u, "thermometer")) for u in range(4)] == [1, 1, 2, 3]
+    assert [int(vector_length(u, "binary")) for u in range(4)] == [1, 1, 2, 2]
+    with pytest.raises(fineq.FineQError, match="coding"):
+        fineq.EngineConfig(coding="unary")
 
 
 def test_extremes():

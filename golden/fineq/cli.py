@@ -117,14 +117,14 @@ def cmd_gemm(a: argparse.Namespace) -> int:
         from .engine import EngineConfig, engine_cycles
 
         runs = -(-x.shape[1] // a.cols)
-        cyc = engine_cycles(q.levels(), EngineConfig(a.rows, a.cols, a.psum_depth))["total"] * runs
+        cyc = engine_cycles(q.levels(), EngineConfig(a.rows, a.cols, a.psum_depth, a.coding))["total"] * runs
         rate = max(1, round(RTL_CYCLES_PER_SECOND[a.backend] * 4096 / (a.rows * a.cols)))
         jobs = max(1, min(a.jobs or os.cpu_count() or 1, runs))
         print(f"fineq gemm: {runs} engine run(s), {cyc:,} cycles; about {cyc / rate / jobs:,.0f} s at ~{rate:,} "
               f"cycles/s per simulator on {a.backend}, {jobs} at once (plus the simulator build)",
               file=sys.stderr, flush=True)
     res = run_gemm(q, x, a.backend, seed=a.seed, rows=a.rows, cols=a.cols, psum_depth=a.psum_depth,
-                   waves=a.waves, stall=a.stall, jobs=a.jobs)
+                   waves=a.waves, stall=a.stall, jobs=a.jobs, coding=a.coding)
     y = res.pop("y")
     ref = gemm(q, x)
     res["bit_exact"] = bool(np.array_equal(y, ref))
@@ -178,6 +178,8 @@ def _engine_options(p: argparse.ArgumentParser, backend: str, backend_help: str,
     p.add_argument("--rows", type=int, default=64, help="engine ROWS, the K tile (default 64)")
     p.add_argument("--cols", type=int, default=64, help="engine COLS, the N tile (default 64)")
     p.add_argument("--psum-depth", type=int, default=256, help="engine PSUM_DEPTH, rows of M per chunk (default 256)")
+    p.add_argument("--coding", choices=("thermometer", "binary"), default="thermometer",
+                   help="temporal coding: the paper's thermometer (default) or the binary-weighted variant")
     p.add_argument("--jobs", type=int, help=jobs_help)
 
 
@@ -285,12 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "linears simulated at once (default: one per core)")
     p.set_defaults(fn=cmd_rtl_layer)
 
-    p = sub.add_parser("perf", help="cycle/energy model over LLaMA-2 layers (FineQ vs MAC array)")
+    p = sub.add_parser("perf", help="cycle/energy model on real weights: the model's own layers and LLaMA-2 "
+                       "shapes (FineQ vs MAC array)")
     p.add_argument("--model", action="append", choices=("llama2-7b", "llama2-13b"),
-                   help="layer shapes to model (repeatable; default both)")
+                   help="LLaMA-2 layer shapes to model (repeatable; default both, plus the weights' own layers)")
     p.add_argument("--seq", type=int, action="append", help="sequence length N (repeatable; default 32 256 1024 2048)")
-    p.add_argument("--weights", help="real weights: safetensors, torch state dict, HF folder, .gguf, 'smollm2', "
-                   "or a .fineq.safetensors from fineq quantize-model")
+    p.add_argument("--weights", help="real weights (default smollm2): safetensors, torch state dict, HF folder, "
+                   ".gguf, 'smollm2', or a .fineq.safetensors from fineq quantize-model")
+    p.add_argument("--synthetic", action="store_true", help="LLaMA-2 shapes with synthetic weights instead")
+    p.add_argument("--buffer-kb", type=int, default=512, help="on-chip SRAM buffer for the memory energy (512)")
     p.add_argument("--synth", default="build/synth/summary.json", help="make synth's summary.json")
     p.add_argument("--chart", help="efficiency chart (.png/.svg/.pdf; default build/perf/fig9_efficiency.png)")
     p.add_argument("--mode", help="FineQ mode for --weights: paper (default) or search; a .fineq.safetensors "

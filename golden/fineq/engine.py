@@ -19,11 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .codec import BLOCK_BYTES, BLOCK_WEIGHTS, decode_block
 from .errors import FineQError
+
+CODINGS = ("thermometer", "binary")  # CODING = 0, 1 of fineq_gemm_engine
+FILL_CYCLES = 3  # per pass: decode register, encoder load, accumulate stage (docs/microarchitecture.md)
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class EngineConfig:
     rows: int = 64
     cols: int = 64
     psum_depth: int = 256
+    coding: str = "thermometer"
 
     def __post_init__(self) -> None:
         if self.rows < 8 or self.rows % 8:
@@ -41,6 +46,18 @@ class EngineConfig:
             raise FineQError(f"COLS must be positive, got {self.cols}")
         if self.psum_depth < 1:
             raise FineQError(f"PSUM_DEPTH must be positive, got {self.psum_depth}")
+        if self.coding not in CODINGS:
+            raise FineQError(f"coding must be one of {', '.join(CODINGS)}, got {self.coding!r}")
+
+    @property
+    def params(self) -> dict[str, int]:
+        """The Verilog parameters of ``fineq_gemm_engine`` for this configuration."""
+        return {"ROWS": self.rows, "COLS": self.cols, "PSUM_DEPTH": self.psum_depth,
+                "CODING": CODINGS.index(self.coding)}
+
+    @property
+    def name(self) -> str:
+        return f"{self.rows}x{self.cols}d{self.psum_depth}" + ("b" if self.coding == "binary" else "")
 
     @property
     def bpv(self) -> int:
@@ -98,24 +115,33 @@ def act_rows(k: int, t: int, cfg: EngineConfig) -> range:
     return range(cfg.rows * t, min(k, cfg.rows * (t + 1)))
 
 
-def vector_cycles(levels: np.ndarray, cfg: EngineConfig) -> np.ndarray:
-    """Temporal cycles of every weight vector ``[M, tiles]``: ``max(1, max |v|)``.
+def vector_length(max_mag: Any, coding: str = "thermometer") -> Any:
+    """Temporal cycles of a vector whose largest magnitude is ``max_mag`` (scalar or array).
 
-    A vector whose magnitudes are all 0 still takes one cycle (the encoder
-    emits an all-zero bitstream for it; see docs/microarchitecture.md).
+    Thermometer (the paper's): ``max(1, max |v|)``: 1, 1, 2, 3 for 0..3. Binary-weighted (variant,
+    ``|v| = b0 + 2*b1``): 2 if some ``|v| >= 2``, else 1. A vector whose magnitudes are all 0 still
+    takes one cycle (the encoder emits an all-zero bitstream for it; see docs/microarchitecture.md).
     """
+    if coding == "binary":
+        return 1 + (np.asarray(max_mag) >= 2).astype(np.int64)
+    return np.maximum(1, np.asarray(max_mag)).astype(np.int64)
+
+
+def vector_cycles(levels: np.ndarray, cfg: EngineConfig) -> np.ndarray:
+    """Temporal cycles of every weight vector ``[M, tiles]`` (:func:`vector_length` of its largest magnitude)."""
     m, k = levels.shape
     nt = -(-k // cfg.rows)
     pad = np.zeros((m, nt * cfg.rows), dtype=np.int8)
     pad[:, :k] = np.abs(levels)
-    return np.maximum(1, pad.reshape(m, nt, cfg.rows).max(axis=2)).astype(np.int64)
+    return vector_length(pad.reshape(m, nt, cfg.rows).max(axis=2), cfg.coding)
 
 
 def engine_cycles(levels: np.ndarray, cfg: EngineConfig) -> dict[str, int]:
     """Exact cycle count of one ``fineq_gemm_engine`` run (N <= COLS) with no stalls.
 
     Per pass (M chunk x K tile): ``rows_t`` preload cycles (one activation row
-    each), 2 fill cycles (weight beat -> decode register -> encoder), then the
+    each), ``FILL_CYCLES`` = 3 fill/drain cycles (weight beat -> decode register
+    -> encoder, and the accumulate stage after the tree-sum register), then the
     temporal cycles of the chunk's vectors back to back; plus 1 final cycle to
     hand over the last output row. Returns the split and the total.
     """
@@ -124,7 +150,7 @@ def engine_cycles(levels: np.ndarray, cfg: EngineConfig) -> dict[str, int]:
     ntiles = -(-k // cfg.rows)
     parts = {
         "preload": nchunks * k,
-        "decode": 2 * nchunks * ntiles,
+        "decode": FILL_CYCLES * nchunks * ntiles,
         "temporal": int(vector_cycles(levels, cfg).sum()),
         "drain": 1,
     }

@@ -50,14 +50,28 @@ def gemm(q: QuantizedMatrix, x: Any) -> np.ndarray:
     return np.rint(y).astype(np.int64)
 
 
+def temporal_bits(mag: np.ndarray, coding: str = "thermometer") -> list[tuple[np.ndarray, int]]:
+    """The cycles of one vector of magnitudes: ``(bit of each row, weight of the cycle's tree sum)``.
+
+    Thermometer: cycle ``t`` sends ``t < |v|``, weight 1, for ``max(1, max |v|)`` cycles. Binary: with
+    some ``|v| >= 2``, bit 1 of ``|v|`` at weight 2 then bit 0 at weight 1; otherwise bit 0 alone.
+    """
+    top = int(mag.max()) if mag.size else 0
+    if coding == "binary":
+        lo = (mag & 1).astype(bool)
+        return [((mag >> 1).astype(bool), 2), (lo, 1)] if top >= 2 else [(lo, 1)]
+    return [(cyc < mag, 1) for cyc in range(max(1, top))]
+
+
 def gemm_hw(q: QuantizedMatrix, x: Any, cfg: EngineConfig | None = None) -> np.ndarray:
     """Hardware-order GEMM: the engine's loop nest, one temporal cycle at a time.
 
     Weight vectors are formed from weight beats exactly as the engine does
     (bit-level block decode, skip, mask; :mod:`fineq.engine`). For each vector
-    ``v`` (``ROWS`` levels) the array runs ``max(1, max|v|)`` cycles; on cycle
-    ``t`` each PE outputs its activation where ``t < |v|`` and 0 elsewhere
-    (the temporal code), the column adder tree applies the signs, and the
+    ``v`` (``ROWS`` levels) the array runs the cycles of :func:`temporal_bits`
+    (``cfg.coding``); on each cycle a PE outputs its activation where its bit
+    is 1 and 0 elsewhere, the column adder tree applies the signs (the binary
+    coding's first cycle counts twice), and the
     column accumulator adds the tree over cycles and K tiles, keeping partial
     sums of the M chunk in the psum buffer between tiles.
     """
@@ -75,8 +89,8 @@ def gemm_hw(q: QuantizedMatrix, x: Any, cfg: EngineConfig | None = None) -> np.n
         vec = decode_beat(weight_beat(q.packed, m, t, cfg), t, k, cfg).astype(np.int64)
         mag, neg = np.abs(vec), vec < 0
         acc = y[m] if t else np.zeros(n, dtype=np.int64)
-        for cyc in range(max(1, int(mag.max()))):
-            out = np.where((cyc < mag)[:, None], xt, 0)
-            acc = acc + np.where(neg[:, None], -out, out).sum(axis=0)
+        for bits, weight in temporal_bits(mag, cfg.coding):
+            out = np.where(bits[:, None], xt, 0)
+            acc = acc + weight * np.where(neg[:, None], -out, out).sum(axis=0)
         y[m] = acc
     return y

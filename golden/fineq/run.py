@@ -39,6 +39,7 @@ def run_gemm(
     waves: bool = False,
     stall: float = 0.0,
     jobs: int | None = None,
+    coding: str = "thermometer",
 ) -> dict[str, Any]:
     """Return ``{"y": int64 [M, N], "cycles": int, "backend": str, "cycle_split": {...}, ...}``.
 
@@ -48,7 +49,7 @@ def run_gemm(
         raise FineQError("--waves needs --backend icarus (the native Verilator harness runs without tracing)")
     if backend not in BACKENDS:
         raise FineQError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    cfg = EngineConfig(rows=rows, cols=cols, psum_depth=psum_depth)
+    cfg = EngineConfig(rows=rows, cols=cols, psum_depth=psum_depth, coding=coding)
     x = check_activations(q, x)
     tiles = n_tiles(x.shape[1], cols)
     split = engine_cycles(q.levels(), cfg)

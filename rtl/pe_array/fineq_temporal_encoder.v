@@ -6,10 +6,19 @@
 // max(1, max_r |w_r|) cycles; last_o is high on its final cycle. A vector whose
 // magnitudes are all 0 lasts one cycle with every bit 0.
 // load_i latches vec_i and restarts the count; step_i advances the count.
+// CODING = 1 (binary-weighted, a variant beyond the paper): |w| = b0 + 2*b1 in
+// at most two cycles. A vector with some |w_r| >= 2 lasts 2 cycles: on cycle 0
+// the bits are b1 and shift_o is high (the accumulator adds the column sums
+// doubled), on cycle 1 they are b0; any other vector lasts one cycle with the
+// b0 bits. CODING = 0 (thermometer, the paper's): shift_o is always 0.
+// CLOCK_GATE = 1: the vector register is clocked through a clock gate enabled
+// by load_i; CLOCK_GATE = 0: a plain register with a load multiplexer.
 `default_nettype none
 
 module fineq_temporal_encoder #(
-  parameter integer ROWS = 64
+  parameter integer ROWS       = 64,
+  parameter integer CLOCK_GATE = 1,
+  parameter integer CODING     = 0
 ) (
   input  wire              clk_i,
   input  wire              rst_ni,
@@ -18,6 +27,7 @@ module fineq_temporal_encoder #(
   input  wire              step_i,
   output reg  [ROWS-1:0]   bits_o,
   output reg  [ROWS-1:0]   signs_o,
+  output wire              shift_o,
   output wire              first_o,
   output wire              last_o
 );
@@ -27,16 +37,22 @@ module fineq_temporal_encoder #(
       $error("fineq_temporal_encoder: ROWS (%0d) must be positive", ROWS);
       $finish;
     end
+    if (CLOCK_GATE != 0 && CLOCK_GATE != 1) begin
+      $error("fineq_temporal_encoder: CLOCK_GATE (%0d) must be 0 or 1", CLOCK_GATE);
+      $finish;
+    end
+    if (CODING != 0 && CODING != 1) begin
+      $error("fineq_temporal_encoder: CODING (%0d) must be 0 (thermometer) or 1 (binary)", CODING);
+      $finish;
+    end
   end
 
-  reg [ROWS*3-1:0] vec_q, vec_d;
+  wire [ROWS*3-1:0] vec_q;
   reg [1:0]        cnt_q, cnt_d;
 
   always @* begin
-    vec_d = vec_q;
     cnt_d = cnt_q;
     if (load_i) begin
-      vec_d = vec_i;
       cnt_d = 2'd0;
     end else if (step_i) begin
       cnt_d = cnt_q + 2'd1;
@@ -44,35 +60,41 @@ module fineq_temporal_encoder #(
   end
 
   always @(posedge clk_i or negedge rst_ni) begin
-    if (!rst_ni) begin
-      vec_q <= {ROWS*3{1'b0}};
-      cnt_q <= 2'd0;
-    end else begin
-      vec_q <= vec_d;
-      cnt_q <= cnt_d;
-    end
+    if (!rst_ni) cnt_q <= 2'd0;
+    else         cnt_q <= cnt_d;
   end
 
+  fineq_en_reg #(.WIDTH(ROWS*3), .CLOCK_GATE(CLOCK_GATE)) u_vec (
+    .clk_i (clk_i),
+    .rst_ni(rst_ni),
+    .en_i  (load_i),
+    .d_i   (vec_i),
+    .q_o   (vec_q)
+  );
+
   // Bitstreams and the vector's largest magnitude.
-  reg any1, any2, any3;
+  reg any2, any3;
+  wire hi = (CODING != 0) && any2 && (cnt_q == 2'd0);  // binary: the b1 cycle
   integer r;
   always @* begin
     bits_o  = {ROWS{1'b0}};
     signs_o = {ROWS{1'b0}};
-    any1 = 1'b0;
     any2 = 1'b0;
     any3 = 1'b0;
     for (r = 0; r < ROWS; r = r + 1) begin
-      bits_o[r]  = (cnt_q < vec_q[3*r +: 2]);
+      if (CODING != 0) bits_o[r] = hi ? vec_q[3*r+1] : vec_q[3*r];
+      else             bits_o[r] = (cnt_q < vec_q[3*r +: 2]);
       signs_o[r] = vec_q[3*r+2];
-      any1 = any1 | vec_q[3*r];
       any2 = any2 | vec_q[3*r+1];
       any3 = any3 | (vec_q[3*r] & vec_q[3*r+1]);
     end
   end
 
-  // tmax = 3 if any3, 2 if any2, 1 if any1, else 0; last when cnt+1 >= max(tmax, 1).
-  assign last_o  = any3 ? (cnt_q == 2'd2) : (any2 ? (cnt_q == 2'd1) : 1'b1);
+  // Thermometer: tmax = 3 if any3, 2 if any2, else 1; last when cnt+1 >= tmax.
+  // Binary: 2 cycles if any2, else 1.
+  assign last_o  = (CODING != 0) ? (any2 ? (cnt_q == 2'd1) : 1'b1)
+                                 : (any3 ? (cnt_q == 2'd2) : (any2 ? (cnt_q == 2'd1) : 1'b1));
+  assign shift_o = hi;
   assign first_o = (cnt_q == 2'd0);
 
 endmodule

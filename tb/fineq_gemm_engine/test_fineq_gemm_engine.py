@@ -37,7 +37,7 @@ from pyuvm import (
 
 import fineq
 from fineq.codec import BLOCK_BYTES
-from fineq.engine import EngineConfig, act_rows, beat_window, engine_cycles, schedule
+from fineq.engine import CODINGS, EngineConfig, act_rows, beat_window, engine_cycles, schedule
 from fineq.hw.streams import act_stream, weight_stream
 from fineq.synthetic import heavy_tailed
 from fineq_tb import clocking, runner
@@ -397,7 +397,8 @@ class GemmBaseTest(uvm_test):
 
     def build_phase(self) -> None:
         dut = cocotb.top
-        self.cfg = EngineConfig(*(clocking.param(dut, p) for p in ("ROWS", "COLS", "PSUM_DEPTH")))
+        self.cfg = EngineConfig(*(clocking.param(dut, p) for p in ("ROWS", "COLS", "PSUM_DEPTH")),
+                                coding=CODINGS[clocking.param(dut, "CODING")])
         rng = clocking.seeded_rng(dut)
         ConfigDB().set(None, "*", "ENGINE", self.cfg)
         ConfigDB().set(None, "*", "RNG", rng)
@@ -501,6 +502,8 @@ CONFIGS = [
         ("icarus", SMALL, REGRESSION, "icarus-16x8"),
         ("icarus", FULL, ["GemmFullSizeTest"], "icarus-64x64-one-gemm"),
         ("verilator", SMALL, REGRESSION, "verilator-16x8"),
+        ("verilator", {**SMALL, "CODING": 1}, REGRESSION, "verilator-16x8-binary"),
+        ("icarus", {**SMALL, "CODING": 1}, ["GemmCycleTest"], "icarus-16x8-binary"),
         ("verilator", FULL, REGRESSION, "verilator-64x64"),
     ]
     if sim in runner.simulators()
@@ -510,5 +513,5 @@ CONFIGS = [
 @pytest.mark.rtl
 @pytest.mark.parametrize("sim,params,tests", CONFIGS)
 def test_fineq_gemm_engine(sim, params, tests):
-    name = f"{params['ROWS']}x{params['COLS']}d{params['PSUM_DEPTH']}"
+    name = f"{params['ROWS']}x{params['COLS']}d{params['PSUM_DEPTH']}c{params.get('CODING', 0)}"
     runner.run("fineq_gemm_engine", "test_fineq_gemm_engine", sim, params, name=name, testcase=tests)

@@ -48,7 +48,7 @@ async def pe_random(dut):
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("act_w", [8, 4])
+@pytest.mark.parametrize("act_w,gate", [(8, 1), (8, 0), (4, 1)])
 @pytest.mark.parametrize("sim", runner.simulators())
-def test_fineq_pe(sim, act_w):
-    runner.run("fineq_pe", "test_fineq_pe", sim, {"ACT_W": act_w}, name=f"w{act_w}")
+def test_fineq_pe(sim, act_w, gate):
+    runner.run("fineq_pe", "test_fineq_pe", sim, {"ACT_W": act_w, "CLOCK_GATE": gate}, name=f"w{act_w}g{gate}")

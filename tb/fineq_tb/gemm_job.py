@@ -33,7 +33,7 @@ def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, backend: st
         raise FineQError(f"N={x.shape[1]} exceeds COLS={cfg.cols}; tile N in the caller (fineq.run)")
     from cocotb_tools.check_results import get_results
 
-    name = f"{cfg.rows}x{cfg.cols}d{cfg.psum_depth}"
+    name = cfg.name
     (ROOT / "build" / "gemm").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{backend}-{name}-", dir=ROOT / "build" / "gemm"))
     job, result = work / "job.npz", work / "result.npz"
@@ -44,7 +44,7 @@ def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, backend: st
     os.environ["WAVES"] = "1" if (waves or trace_depth is not None) else "0"
     try:
         xml = runner.run("fineq_gemm_engine", "test_fineq_gemm_engine", backend,
-                         {"ROWS": cfg.rows, "COLS": cfg.cols, "PSUM_DEPTH": cfg.psum_depth}, name=name,
+                         cfg.params, name=name,
                          testcase="GemmFileTest", test_dir=work, cxx_opt=cxx_opt, log_file=work / "sim.log",
                          extra_env={"FINEQ_JOB": str(job), "FINEQ_RESULT": str(result)}, trace_depth=trace_depth)
     finally:

@@ -1,4 +1,5 @@
-"""fineq_temporal_encoder against the spec's thermometer code (section 8) and early termination.
+"""fineq_temporal_encoder against the spec's thermometer code (section 8) and early termination, or,
+with CODING = 1, against the binary-weighted variant (b1 bits with shift_o, then b0 bits).
 
 Input monitor samples load_i/vec_i/step_i at each edge and feeds the model
 (a cycle-by-cycle Python encoder); output monitor samples bits/signs/first/last;
@@ -12,22 +13,29 @@ import pytest
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from fineq import codec
+from fineq.engine import CODINGS, vector_length
 from fineq_tb import clocking, runner
 from fineq_tb.scoreboard import Scoreboard
 
 
 class Model:
-    """Spec section 8: bit t of magnitude u is (t < u); a vector lasts max(1, max u) cycles."""
+    """Thermometer (spec section 8): bit t of magnitude u is (t < u). Binary: with some u >= 2, cycle 0
+    sends bit 1 of every u (shift 1), cycle 1 bit 0; otherwise one cycle of bit 0. A vector lasts
+    ``fineq.engine.vector_length`` cycles."""
 
-    def __init__(self, rows: int) -> None:
-        self.rows, self.vec, self.cnt = rows, [0] * rows, 0
+    def __init__(self, rows: int, coding: int) -> None:
+        self.rows, self.coding, self.vec, self.cnt = rows, coding, [0] * rows, 0
 
-    def outputs(self) -> tuple[int, int, int, int]:
+    def outputs(self) -> tuple[int, int, int, int, int]:
         mags = [abs(v) for v in self.vec]
-        bits = sum((self.cnt < m) << r for r, m in enumerate(mags))
+        hi = self.coding == 1 and max(mags) >= 2 and self.cnt == 0
+        if self.coding == 1:
+            bits = sum((((m >> 1) if hi else m) & 1) << r for r, m in enumerate(mags))
+        else:
+            bits = sum((self.cnt < m) << r for r, m in enumerate(mags))
         signs = sum((v < 0) << r for r, v in enumerate(self.vec))
-        last = self.cnt == max(1, max(mags)) - 1
-        return bits, signs, int(self.cnt == 0), int(last)
+        last = self.cnt == vector_length(max(mags), CODINGS[self.coding]) - 1
+        return bits, signs, int(hi), int(self.cnt == 0), int(last)
 
     def step(self, load: int, vec_bus: int, step: int) -> None:
         if load:
@@ -46,8 +54,9 @@ class TB:
     def __init__(self, dut) -> None:
         self.dut = dut
         self.rows = clocking.param(dut, "ROWS")
+        self.coding = clocking.param(dut, "CODING")
         self.rng = clocking.seeded_rng(dut)
-        self.model = Model(self.rows)
+        self.model = Model(self.rows, self.coding)
         self.sb = Scoreboard("fineq_temporal_encoder", dut._log)
         self.cycles_seen: list[tuple[int, int]] = []  # (expected cycles, observed cycles) per vector
 
@@ -56,7 +65,8 @@ class TB:
             await RisingEdge(self.dut.clk_i)
             d = self.dut
             self.sb.expect(self.model.outputs())
-            self.sb.observe((int(d.bits_o.value), int(d.signs_o.value), int(d.first_o.value), int(d.last_o.value)))
+            self.sb.observe((int(d.bits_o.value), int(d.signs_o.value), int(d.shift_o.value), int(d.first_o.value),
+                             int(d.last_o.value)))
             self.model.step(int(d.load_i.value), int(d.vec_i.value), int(d.step_i.value))
 
     async def run_vector(self, levels: list[int], hold_prob: float) -> int:
@@ -103,13 +113,14 @@ async def encoder_random_vectors(dut):
         kind = "zero" if i % 17 == 0 else "three" if i % 13 == 0 else "random"
         levels = tb.vector(kind)
         n = await tb.run_vector(levels, hold_prob=0.2 if i % 2 else 0.0)
-        expected = max(1, max(abs(v) for v in levels))
+        expected = vector_length(max(abs(v) for v in levels), CODINGS[tb.coding])
         assert n == expected, f"vector {i} ({kind}) took {n} cycles, early termination says {expected}"
     tb.sb.check(min_compared=800)
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("rows", [8, 64])
+@pytest.mark.parametrize("rows,gate,coding", [(8, 1, 0), (8, 0, 0), (64, 1, 0), (8, 1, 1), (64, 1, 1)])
 @pytest.mark.parametrize("sim", runner.simulators())
-def test_fineq_temporal_encoder(sim, rows):
-    runner.run("fineq_temporal_encoder", "test_fineq_temporal_encoder", sim, {"ROWS": rows}, name=f"r{rows}")
+def test_fineq_temporal_encoder(sim, rows, gate, coding):
+    runner.run("fineq_temporal_encoder", "test_fineq_temporal_encoder", sim,
+               {"ROWS": rows, "CLOCK_GATE": gate, "CODING": coding}, name=f"r{rows}g{gate}c{coding}")

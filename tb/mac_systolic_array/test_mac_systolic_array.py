@@ -172,12 +172,13 @@ async def mac_file_job(dut):
     tb.sb.check(min_compared=2)
 
 
-CONFIGS = [(sim, r, c) for sim, r, c in [("icarus", 8, 4), ("verilator", 8, 4), ("verilator", 64, 64)]
+CONFIGS = [(sim, r, c, g) for sim, r, c, g in [("icarus", 8, 4, 1), ("verilator", 8, 4, 1), ("verilator", 8, 4, 0),
+                                               ("verilator", 64, 64, 1)]
            if sim in runner.simulators()]
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("sim,rows,cols", CONFIGS)
-def test_mac_systolic_array(sim, rows, cols):
-    runner.run("mac_systolic_array", "test_mac_systolic_array", sim, {"ROWS": rows, "COLS": cols},
-               name=f"{rows}x{cols}", testcase=["mac_random_gemms", "mac_scoreboard_catches_injected_error"])
+@pytest.mark.parametrize("sim,rows,cols,gate", CONFIGS)
+def test_mac_systolic_array(sim, rows, cols, gate):
+    runner.run("mac_systolic_array", "test_mac_systolic_array", sim, {"ROWS": rows, "COLS": cols, "CLOCK_GATE": gate},
+               name=f"{rows}x{cols}g{gate}", testcase=["mac_random_gemms", "mac_scoreboard_catches_injected_error"])

@@ -11,6 +11,7 @@ module fineq_engine_tb #(
   parameter integer ROWS       = 64,
   parameter integer COLS       = 64,
   parameter integer PSUM_DEPTH = 256,
+  parameter integer CODING     = 0,
   parameter integer MAX_BEATS  = 1 << 20
 );
   localparam integer BPV   = (ROWS + 16 + 23) / 24;
@@ -28,7 +29,7 @@ module fineq_engine_tb #(
   wire [31:0] cycles;
   wire [COLS*ACC_W-1:0] out_data;
 
-  fineq_gemm_engine #(.ROWS(ROWS), .COLS(COLS), .PSUM_DEPTH(PSUM_DEPTH)) dut (
+  fineq_gemm_engine #(.ROWS(ROWS), .COLS(COLS), .PSUM_DEPTH(PSUM_DEPTH), .CODING(CODING)) dut (
     .clk_i(clk), .rst_ni(rst_n), .start_i(start), .cfg_m_i(cfg_m), .cfg_k_i(cfg_k), .busy_o(busy),
     .done_o(done), .cfg_err_o(cfg_err), .cycles_o(cycles), .act_valid_i(act_valid), .act_ready_o(act_ready),
     .act_data_i(act_data), .wgt_valid_i(wgt_valid), .wgt_ready_o(wgt_ready), .wgt_data_i(wgt_data),

@@ -30,10 +30,10 @@ def build(cfg: EngineConfig, rtl_dir: str | os.PathLike[str] | None = None) -> t
         raise FineQError("the icarus backend needs Icarus Verilog (apt-get install iverilog; scripts/setup.sh)")
     rdir = Path(rtl_dir) if rtl_dir is not None else None
     srcs = [testbench_source(), *rtl_sources(rdir)]
-    h = hashlib.sha256(repr((cfg.rows, cfg.cols, cfg.psum_depth)).encode())
+    h = hashlib.sha256(repr(cfg.params).encode())
     for p in srcs:
         h.update(p.read_bytes())
-    out = cache_dir() / f"icarus-{cfg.rows}x{cfg.cols}d{cfg.psum_depth}-{h.hexdigest()[:16]}.vvp"
+    out = cache_dir() / f"icarus-{cfg.name}-{h.hexdigest()[:16]}.vvp"
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -42,8 +42,8 @@ def build(cfg: EngineConfig, rtl_dir: str | os.PathLike[str] | None = None) -> t
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
         os.close(fd)
         t0 = time.perf_counter()
-        proc = subprocess.run(["iverilog", "-g2005", "-s", "fineq_engine_tb", f"-Pfineq_engine_tb.ROWS={cfg.rows}",
-                               f"-Pfineq_engine_tb.COLS={cfg.cols}", f"-Pfineq_engine_tb.PSUM_DEPTH={cfg.psum_depth}",
+        proc = subprocess.run(["iverilog", "-g2005", "-s", "fineq_engine_tb",
+                               *[f"-Pfineq_engine_tb.{k}={v}" for k, v in cfg.params.items()],
                                "-o", tmp, *map(str, srcs)], capture_output=True, text=True)
         if proc.returncode != 0:
             Path(tmp).unlink(missing_ok=True)

@@ -70,7 +70,7 @@ def cli_rtl_layer(a: argparse.Namespace) -> int:
         raise FineQError(f"the text has {len(toks)} tokens, fewer than --tokens {a.tokens}")
     inputs = capture_inputs(lm, a.layer, toks[: a.tokens])
     mods = dict(lm.model.named_modules())
-    cfg = EngineConfig(a.rows, a.cols, a.psum_depth)
+    cfg = EngineConfig(a.rows, a.cols, a.psum_depth, a.coding)
     print(f"{lm.name} ({lm.reference}), layer {a.layer}, {a.tokens} tokens of {desc}; FineQ {a.mode}, "
           f"int8 per-token activations, {cfg.rows}x{cfg.cols} engine on {a.backend}", file=sys.stderr, flush=True)
     jobs = max(1, min(a.jobs or os.cpu_count() or 1, len(inputs)))
@@ -84,7 +84,8 @@ def cli_rtl_layer(a: argparse.Namespace) -> int:
     def one(name: str) -> tuple[dict[str, Any], float]:
         _, _, q, xi, _ = work[name]
         t1 = time.perf_counter()
-        res = run_gemm(q, xi, a.backend, rows=cfg.rows, cols=cfg.cols, psum_depth=cfg.psum_depth, jobs=1)
+        res = run_gemm(q, xi, a.backend, rows=cfg.rows, cols=cfg.cols, psum_depth=cfg.psum_depth, jobs=1,
+                       coding=cfg.coding)
         return res, time.perf_counter() - t1
 
     if a.backend == "verilator":

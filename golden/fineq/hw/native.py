@@ -69,7 +69,7 @@ def _key(cfg: EngineConfig, flags: tuple[str, ...], threads: int, cxx_opt: str, 
     for p in [harness_source(), *rtl_sources(rtl_dir)]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
-    h.update(repr((cfg.rows, cfg.cols, cfg.psum_depth, flags, threads, cxx_opt)).encode())
+    h.update(repr((cfg.params, flags, threads, cxx_opt)).encode())
     return h.hexdigest()[:16]
 
 
@@ -78,7 +78,7 @@ def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tu
     """Build (or reuse) the harness binary for ``cfg``. Returns ``(binary, build seconds; 0 if cached)``."""
     rdir = Path(rtl_dir) if rtl_dir is not None else None
     key = _key(cfg, flags, threads, cxx_opt, rdir)
-    out = cache_dir() / f"engine-{cfg.rows}x{cfg.cols}d{cfg.psum_depth}-t{threads}-{key}"
+    out = cache_dir() / f"engine-{cfg.name}-t{threads}-{key}"
     binary = out / "fineq_engine"
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{out.name}.lock", "w") as lock:
@@ -87,7 +87,7 @@ def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tu
             return binary, 0.0
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "-Wno-fatal", *flags,
-               "--top-module", TOP, f"-GROWS={cfg.rows}", f"-GCOLS={cfg.cols}", f"-GPSUM_DEPTH={cfg.psum_depth}",
+               "--top-module", TOP, *[f"-G{k}={v}" for k, v in cfg.params.items()],
                "-CFLAGS", cxx_opt, "-CFLAGS", "-std=c++17", "--Mdir", str(tmp / "obj"), "-o", "fineq_engine"]
         if threads > 1:
             cmd += ["--threads", str(threads)]
