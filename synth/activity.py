@@ -1,14 +1,23 @@
 """Step 3: switching activity from RTL simulation of a GEMM workload.
 
 The FineQ engine and the MAC systolic array each run the same GEMM on Verilator
-with a VCD of the arrays' top-level nets (trace depth 1). The GEMM is real by
+with a VCD of the arrays' top-level nets (trace depth 1), ROWS x ACT_COLS arrays
+running the ACT_N tokens in tiles of ACT_COLS (a column sees only its own
+token, so the units, synthesized as one column, see the same activity as in
+the 64-column array; activity is weighted by each run's cycles). The GEMM is real by
 default (fineq.workload: the first ACT_M rows of ACT_LINEAR of SmolLM2, or of
 the model WEIGHTS names, quantized with WEIGHT_MODE, times that linear's real
 int8 inputs for ACT_N tokens); WEIGHTS=synthetic runs the heavy-tailed synthetic
 matrix with uniform int8 activations instead. Every block's input ports get the toggle rate (transitions per clock cycle)
 and duty measured on the nets that drive them; buses of COLS lanes are averaged
-over lanes (the blocks are synthesized as one column). Writes
+over lanes and runs (the blocks are synthesized as one column). Writes
 build/synth/activity.json: {unit: {port_bit: [activity, duty]}}.
+
+The MAC array's runs are shorter than the full array's by COLS - ACT_COLS cycles
+per K tile (the skew across columns, cycles without data: 0 on every input but
+the activation row, which holds); its rates and duties are scaled to the full
+array's cycles. Checked against a 64 x 64 run (docs/synthesis.md): same cycle
+count, and the same toggle rates and duties.
 
 Modelled, not measured: the MAC array's column accumulators (the MAC RTL has
 none; the testbench sums tiles): their enable is high on each cycle an output
@@ -25,9 +34,26 @@ from pathlib import Path
 
 import numpy as np
 import settings as S
-from vcd import activity, lane_mean
+from vcd import Bits, activity, lane_mean
 
 Ports = dict[str, tuple[float, float]]
+
+
+def token_tiles(n: int) -> list[tuple[int, int]]:
+    """The ACT_COLS-token runs covering ``n`` tokens."""
+    return [(c, min(n, c + S.ACT_COLS)) for c in range(0, n, S.ACT_COLS)]
+
+
+def merge(runs: list[tuple[int, dict[str, Bits]]]) -> tuple[int, dict[str, Bits]]:
+    """Several runs' per-bit (toggle rate, duty), weighted by their cycles: ``(total cycles, merged)``."""
+    total = sum(c for c, _ in runs)
+    out: dict[str, Bits] = {}
+    for name in runs[0][1]:
+        per_bit = zip(*(a[name] for _, a in runs), strict=True)
+        out[name] = [(sum(c * r for (c, _), (r, _) in zip(runs, bits, strict=True)) / total,
+                      sum(c * d for (c, _), (_, d) in zip(runs, bits, strict=True)) / total)
+                     for bits in per_bit]
+    return total, out
 
 
 def bus(name: str, bits: list[tuple[float, float]]) -> Ports:
@@ -39,7 +65,7 @@ def workload(weights: str):
     from fineq.synthetic import heavy_tailed, int8_activations
     from fineq.workload import real_gemm
 
-    n = min(S.ACT_N, S.COLS)
+    n = S.ACT_N
     if weights == "synthetic":
         q = quantize(heavy_tailed(S.ACT_M, S.ACT_K, seed=S.ACT_SEED))
         x = int8_activations(S.ACT_K, n, seed=S.ACT_SEED + 1)
@@ -54,51 +80,65 @@ def fineq_activity(q, x, coding: str = "thermometer") -> tuple[int, dict[str, Po
     from fineq.engine import EngineConfig
     from fineq_tb.gemm_job import run_engine
 
-    out = run_engine(q, x, EngineConfig(S.ROWS, S.COLS, 256, coding), "verilator", trace_depth=1)
     names = ["act_we", "act_data_i", "enc_bits", "enc_signs", "t_adv", "a_adv", "a_first_q", "a_shift_q", "col_sum",
              "acc_base", "d_to_t", "dvec_q", "enc_step", "wgt_data_i", "skip_q", "rows_t"]
-    cycles, a = activity(Path(out["work"]) / "dump.vcd", "fineq_gemm_engine", names)
+    cfg = EngineConfig(S.ROWS, S.ACT_COLS, 256, coding)
+    runs = []
+    for c0, c1 in token_tiles(x.shape[1]):
+        out = run_engine(q, x[:, c0:c1], cfg, "verilator", trace_depth=1)
+        runs.append(activity(Path(out["work"]) / "dump.vcd", "fineq_gemm_engine", names))
+    cycles, a = merge(runs)
     sum_w = 8 + 1 + S.clog2(S.ROWS)
+    lanes = S.ACT_COLS
     ports = {
-        "fineq_col": {**bus("act_we_i", a["act_we"]), **bus("act_row_i", lane_mean(a["act_data_i"], 8, S.COLS)),
+        "fineq_col": {**bus("act_we_i", a["act_we"]), **bus("act_row_i", lane_mean(a["act_data_i"], 8, lanes)),
                       **bus("bits_i", a["enc_bits"]), **bus("signs_i", a["enc_signs"]), "en_i": a["t_adv"][0]},
         "fineq_acc": {"en_i": a["a_adv"][0], "first_i": a["a_first_q"][0], "shift_i": a["a_shift_q"][0],
-                      **bus("base_i", lane_mean(a["acc_base"], 32, S.COLS)),
-                      **bus("sum_i", lane_mean(a["col_sum"], sum_w, S.COLS))},
+                      **bus("base_i", lane_mean(a["acc_base"], 32, lanes)),
+                      **bus("sum_i", lane_mean(a["col_sum"], sum_w, lanes))},
         "fineq_enc": {"load_i": a["d_to_t"][0], **bus("vec_i", a["dvec_q"]), "step_i": a["enc_step"][0]},
         "fineq_dec": {**bus("beat_i", a["wgt_data_i"]), **bus("skip_i", a["skip_q"]), **bus("valid_i", a["rows_t"])},
     }
-    return cycles, ports
+    return cycles // len(runs), ports
 
 
 def mac_activity(q, x, tag: str) -> tuple[int, dict[str, Ports]]:
-    """The MAC array's run; the caller adds the accumulators' base_i (the FineQ run's partial sums)."""
+    """The MAC array's runs; the caller adds the accumulators' base_i (the FineQ run's partial sums)."""
     from cocotb_tools.check_results import get_results
 
     from fineq_tb import runner
 
-    work = S.BUILD / f"activity_mac_{tag}"
-    work.mkdir(parents=True, exist_ok=True)
-    job = work / "job.npz"
-    np.savez(job, packed=q.packed, scales=q.scales, shape=np.array(q.shape), x=x)
-    xml = runner.run("mac_systolic_array", "test_mac_systolic_array", "verilator", {"ROWS": S.ROWS, "COLS": S.COLS},
-                     name=f"{S.ROWS}x{S.COLS}", testcase="mac_file_job", test_dir=work, trace_depth=1,
-                     log_file=work / "sim.log", extra_env={"FINEQ_JOB": str(job)})
-    ntests, nfail = get_results(Path(xml))
-    if nfail or not ntests:
-        raise SystemExit(f"the MAC activity run failed its check; see {work / 'sim.log'}")
-    cycles, a = activity(work / "dump.vcd", "mac_systolic_array", ["act_we_i", "act_row_i", "w_i", "psum_o"])
-    psum_w = 8 + 2 + S.clog2(S.ROWS)
+    runs = []
+    for i, (c0, c1) in enumerate(token_tiles(x.shape[1])):
+        work = S.BUILD / f"activity_mac_{tag}" / f"tokens{i}"
+        work.mkdir(parents=True, exist_ok=True)
+        job = work / "job.npz"
+        np.savez(job, packed=q.packed, scales=q.scales, shape=np.array(q.shape), x=x[:, c0:c1])
+        xml = runner.run("mac_systolic_array", "test_mac_systolic_array", "verilator",
+                         {"ROWS": S.ROWS, "COLS": S.ACT_COLS}, name=f"{S.ROWS}x{S.ACT_COLS}", testcase="mac_file_job",
+                         test_dir=work, trace_depth=1, log_file=work / "sim.log", extra_env={"FINEQ_JOB": str(job)})
+        ntests, nfail = get_results(Path(xml))
+        if nfail or not ntests:
+            raise SystemExit(f"the MAC activity run failed its check; see {work / 'sim.log'}")
+        runs.append(activity(work / "dump.vcd", "mac_systolic_array", ["act_we_i", "act_row_i", "w_i", "psum_o"]))
+    total, a = merge(runs)
     m, k = q.shape
     tiles = -(-k // S.ROWS)
+    # A COLS-wide array runs each K tile COLS - ACT_COLS cycles longer (the skew across its columns); those
+    # cycles carry no data into a column, so its toggles are the same over more cycles. Their values: 0, but
+    # the activation row bus holds its last row (its duty stays).
+    cycles = total / len(runs) + (S.COLS - S.ACT_COLS) * tiles  # per run, full width
+    scale = total / len(runs) / cycles
+    a = {name: [(r * scale, d if name == "act_row_i" else d * scale) for r, d in bits] for name, bits in a.items()}
+    psum_w = 8 + 2 + S.clog2(S.ROWS)
     en_duty = m * tiles / cycles  # one output row per cycle while a tile streams out
     ports = {
-        "mac_col": {**bus("act_we_i", a["act_we_i"]), **bus("act_row_i", lane_mean(a["act_row_i"], 8, S.COLS)),
+        "mac_col": {**bus("act_we_i", a["act_we_i"]), **bus("act_row_i", lane_mean(a["act_row_i"], 8, S.ACT_COLS)),
                     **bus("w_i", a["w_i"])},
         "mac_acc": {"en_i": (2 * tiles / cycles, en_duty), "first_i": (2 / cycles, m / cycles),
-                    **bus("sum_i", lane_mean(a["psum_o"], psum_w, S.COLS))},
+                    **bus("sum_i", lane_mean(a["psum_o"], psum_w, S.ACT_COLS))},
     }
-    return cycles, ports
+    return round(cycles), ports
 
 
 def measure(weights: str, tag: str, variant: bool) -> dict:
@@ -114,7 +154,9 @@ def measure(weights: str, tag: str, variant: bool) -> dict:
         (fc, fineq_ports), (mc, mac_ports) = f_fq.result(), f_mac.result()
         base = [fineq_ports["fineq_acc"][f"base_i[{b}]"] for b in range(32)]
         mac_ports["mac_acc"].update(bus("base_i", base))
-        print(f"  FineQ engine: {fc} cycles; MAC array: {mc} cycles", flush=True)
+        runs = len(token_tiles(x.shape[1]))
+        print(f"  {runs} runs of {S.ROWS} x {S.ACT_COLS} arrays; per run at full width ({S.ROWS} x {S.COLS}): "
+              f"FineQ engine {fc} cycles, MAC array {mc} cycles", flush=True)
         cycles = {"fineq": fc, "mac": mc}
         if f_bin is not None:
             bc, bin_ports = f_bin.result()
@@ -122,6 +164,7 @@ def measure(weights: str, tag: str, variant: bool) -> dict:
             cycles["fineq_binary"] = bc
             print(f"  FineQ engine, binary-weighted coding: {bc} cycles", flush=True)
     return {"workload": {"m": q.shape[0], "k": q.shape[1], "n": int(x.shape[1]), "seed": S.ACT_SEED,
+                         "array_cols": S.ACT_COLS, "runs": len(token_tiles(x.shape[1])),
                          "weights": weights, "description": desc, "nonzero_levels": nz,
                          "synthetic": weights == "synthetic"},
             "cycles": cycles, "units": {**fineq_ports, **mac_ports}}

@@ -85,8 +85,11 @@ def main() -> None:
         "array": [S.ROWS, S.COLS],
         "activity": (f"VCD of RTL simulation: GEMM M={act['workload']['m']} K={act['workload']['k']} "
                      f"N={act['workload']['n']}, {act['workload'].get('description', '')}; "
-                     f"{100 * act['workload'].get('nonzero_levels', float('nan')):.1f}% non-zero weight levels; "
-                     "per-input-port-bit toggle rate and duty on each block, propagated by OpenSTA"
+                     f"{100 * act['workload'].get('nonzero_levels', float('nan')):.1f}% non-zero weight levels"
+                     + (f" (simulated on {S.ROWS} x {act['workload']['array_cols']} arrays, "
+                        f"{act['workload']['runs']} runs of {act['workload']['array_cols']} tokens)"
+                        if "runs" in act["workload"] else "")
+                     + "; per-input-port-bit toggle rate and duty on each block, propagated by OpenSTA"
                      + (f". Synthetic comparison: {act['synthetic']['workload']['description']}, "
                         f"{100 * act['synthetic']['workload']['nonzero_levels']:.1f}% non-zero levels"
                         if "synthetic" in act else "")

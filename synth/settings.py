@@ -12,6 +12,8 @@ WEIGHT_MODE FineQ mode that quantizes real weights (paper; ignored for a .fineq.
 ACT_LINEAR  the linear whose first ACT_M rows and real inputs make the workload (model.layers.15.mlp.up_proj)
 ACT_M, ACT_K, ACT_N   rows, K (synthetic only: real weights keep the matrix's K) and tokens (128, 256, 64)
 ACT_SEED    seed of synthetic weights and activations (1)
+ACT_COLS    columns of the arrays simulated for activity (8): the ACT_N tokens run in tiles of ACT_COLS
+            (a column's activity depends only on its own token); smaller simulators build much faster
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ FLAT_ROWS, FLAT_COLS = _int("FLAT_ROWS", 8), _int("FLAT_COLS", 8)
 BUILD = (ROOT / os.environ.get("SYNTH_BUILD", "build/synth")).resolve()
 ACT_M, ACT_K, ACT_N = _int("ACT_M", 128), _int("ACT_K", 256), _int("ACT_N", 64)
 ACT_SEED = _int("ACT_SEED", 1)
+ACT_COLS = min(_int("ACT_COLS", 8), COLS)
 WEIGHTS = os.environ.get("WEIGHTS", "").strip() or "smollm2"
 WEIGHT_MODE = os.environ.get("WEIGHT_MODE", "").strip() or "paper"
 ACT_LINEAR = os.environ.get("ACT_LINEAR", "").strip() or "model.layers.15.mlp.up_proj"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = {"ROWS": "8", "COLS": "4", "FLAT_ROWS": "4", "FLAT_COLS": "4", "ACT_M": "8", "ACT_K": "40", "ACT_N": "4"}
+SMALL = {"ROWS": "8", "COLS": "4", "FLAT_ROWS": "4", "FLAT_COLS": "4", "ACT_M": "8", "ACT_K": "40", "ACT_N": "4",
+         "ACT_COLS": "2"}
 
 
 def run_synth(build: str, liberty: str) -> dict:
@@ -44,6 +45,7 @@ def test_synth_small_with_liberty():
     assert "FineQ array vs MAC systolic array" in (ROOT / "build/synth-test-lib/summary.md").read_text()
     # the real workload (SmolLM2) by default, the synthetic one beside it
     assert "smollm2" in s["activity"] and "SYNTHETIC" in s["activity"] and not s["activity_synthetic"]
+    assert "8 x 2 arrays, 2 runs of 2 tokens" in s["activity"]  # ACT_N tokens in ACT_COLS-wide runs, merged
     for name in ("fineq_pe_array_binary", "fineq_pe_array_nogate", "fineq_pe_array_nopipe", "mac_systolic_array_nogate"):
         assert s["designs"][name]["netlists_proven"] is True and s["designs"][name]["power_mw"]["total"] > 0
     assert "power_mw_synthetic" in s["designs"]["fineq_pe_array"]

@@ -37,6 +37,8 @@ TOP = "fineq_gemm_engine"
 #: -O1 and -Os 43k; docs/microarchitecture.md).
 CXX_OPT = "-O3"
 DEFAULT_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert")
+#: The engine's CLOCK_GATE for the product path. Measured below (docs/microarchitecture.md).
+CLOCK_GATE = True
 
 
 def cache_dir() -> Path:
@@ -64,21 +66,26 @@ def verilator_env() -> dict[str, str]:
     return env
 
 
-def _key(cfg: EngineConfig, flags: tuple[str, ...], threads: int, cxx_opt: str, rtl_dir: Path | None) -> str:
+def _key(cfg: EngineConfig, flags: tuple[str, ...], threads: int, cxx_opt: str, rtl_dir: Path | None,
+         clock_gate: bool) -> str:
     h = hashlib.sha256()
     for p in [harness_source(), *rtl_sources(rtl_dir)]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
-    h.update(repr((cfg.params, flags, threads, cxx_opt)).encode())
+    h.update(repr((cfg.params, flags, threads, cxx_opt, clock_gate)).encode())
     return h.hexdigest()[:16]
 
 
 def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tuple[str, ...] = DEFAULT_FLAGS,
-          rtl_dir: str | os.PathLike[str] | None = None, log: Any = None) -> tuple[Path, float]:
-    """Build (or reuse) the harness binary for ``cfg``. Returns ``(binary, build seconds; 0 if cached)``."""
+          rtl_dir: str | os.PathLike[str] | None = None, log: Any = None,
+          clock_gate: bool = CLOCK_GATE) -> tuple[Path, float]:
+    """Build (or reuse) the harness binary for ``cfg``. Returns ``(binary, build seconds; 0 if cached)``.
+
+    ``clock_gate`` sets the engine's CLOCK_GATE parameter (see :data:`CLOCK_GATE`).
+    """
     rdir = Path(rtl_dir) if rtl_dir is not None else None
-    key = _key(cfg, flags, threads, cxx_opt, rdir)
-    out = cache_dir() / f"engine-{cfg.name}-t{threads}-{key}"
+    key = _key(cfg, flags, threads, cxx_opt, rdir, clock_gate)
+    out = cache_dir() / f"engine-{cfg.name}{'' if clock_gate else '-ng'}-t{threads}-{key}"
     binary = out / "fineq_engine"
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{out.name}.lock", "w") as lock:
@@ -88,6 +95,7 @@ def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tu
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "-Wno-fatal", *flags,
                "--top-module", TOP, *[f"-G{k}={v}" for k, v in cfg.params.items()],
+               f"-GCLOCK_GATE={int(clock_gate)}",
                "-CFLAGS", cxx_opt, "-CFLAGS", "-std=c++17", "--Mdir", str(tmp / "obj"), "-o", "fineq_engine"]
         if threads > 1:
             cmd += ["--threads", str(threads)]
@@ -105,7 +113,7 @@ def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tu
             raise FineQError(f"Verilator build failed (log: {tmp / 'build.log'}): {' | '.join(tail)}")
         shutil.move(str(tmp / "obj" / "fineq_engine"), str(tmp / "fineq_engine"))
         shutil.rmtree(tmp / "obj", ignore_errors=True)
-        print(f"built {TOP} {cfg.rows}x{cfg.cols} (Verilator {' '.join(flags)}, C++ {cxx_opt}, "
+        print(f"built {TOP} {cfg.rows}x{cfg.cols}, CLOCK_GATE={int(clock_gate)} (Verilator {' '.join(flags)}, C++ {cxx_opt}, "
               f"{threads} thread(s)) in {secs:.0f} s", file=log or sys.stderr, flush=True)
         os.replace(tmp, out)
         return binary, secs
@@ -138,7 +146,8 @@ def read_result(path: Path, m: int, cols: int) -> dict[str, Any]:
 
 def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, stall: float = 0.0, seed: int = 0,
                threads: int = 1, cxx_opt: str = CXX_OPT, rtl_dir: str | os.PathLike[str] | None = None,
-               log: Any = None) -> dict[str, Any]:
+               log: Any = None, clock_gate: bool = CLOCK_GATE,
+               flags: tuple[str, ...] = DEFAULT_FLAGS) -> dict[str, Any]:
     """One engine run (``x.shape[1] <= cfg.cols``) on the native harness.
 
     Returns ``{"y" int64 [M, N], "cycles" (the engine's counter), "sim_seconds", "cycles_per_second",
@@ -146,7 +155,8 @@ def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, stall: floa
     """
     if x.shape[1] > cfg.cols:
         raise FineQError(f"N={x.shape[1]} exceeds COLS={cfg.cols}; tile N in the caller (fineq.run)")
-    binary, build_secs = build(cfg, threads=threads, cxx_opt=cxx_opt, rtl_dir=rtl_dir, log=log)
+    binary, build_secs = build(cfg, threads=threads, cxx_opt=cxx_opt, flags=flags, rtl_dir=rtl_dir, log=log,
+                               clock_gate=clock_gate)
     limit = 20 * engine_cycles(q.levels(), cfg)["total"] + 2000
     if stall > 0:
         limit = int(limit / (1 - stall) ** 3) + 2000
