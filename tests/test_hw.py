@@ -55,9 +55,15 @@ def _seed() -> int:
 
 
 @pytest.mark.rtl
+@pytest.mark.parametrize("clock_gate", [False, True], ids=["plain", "gated"])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.rows}x{c.cols}d{c.psum_depth}")
-def test_native_harness_bit_and_cycle_exact(cfg):
-    from fineq.hw.native import run_engine
+def test_native_harness_bit_and_cycle_exact(cfg, clock_gate):
+    """Both forms of the engine's hold registers (CLOCK_GATE 0 and 1) give the golden model's Y and cycles."""
+    from functools import partial
+
+    from fineq.hw import native
+
+    run_engine = partial(native.run_engine, clock_gate=clock_gate)
 
     seed = _seed()
     rng = np.random.default_rng(seed)
