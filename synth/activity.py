@@ -124,10 +124,15 @@ def mac_activity(q, x, tag: str) -> tuple[int, dict[str, Ports]]:
     total, a = merge(runs)
     m, k = q.shape
     tiles = -(-k // S.ROWS)
-    # A COLS-wide array runs each K tile COLS - ACT_COLS cycles longer (the skew across its columns); those
-    # cycles carry no data into a column, so its toggles are the same over more cycles. Their values: 0, but
-    # the activation row bus holds its last row (its duty stays).
-    cycles = total / len(runs) + (S.COLS - S.ACT_COLS) * tiles  # per run, full width
+    # A COLS-wide array runs longer (the skew across its columns: fineq.perf's MAC cycle model); those cycles
+    # carry no data into a column, so its toggles are the same over more cycles. Their values: 0, but the
+    # activation row bus holds its last row (its duty stays).
+    from fineq.engine import EngineConfig
+    from fineq.perf import mac_cycles
+
+    n_run = min(x.shape[1], S.ACT_COLS)
+    skew = mac_cycles(m, k, n_run, EngineConfig(S.ROWS, S.COLS)) - mac_cycles(m, k, n_run, EngineConfig(S.ROWS, S.ACT_COLS))
+    cycles = total / len(runs) + skew  # per run, full width
     scale = total / len(runs) / cycles
     a = {name: [(r * scale, d if name == "act_row_i" else d * scale) for r, d in bits] for name, bits in a.items()}
     psum_w = 8 + 2 + S.clog2(S.ROWS)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .codec import BLOCK_BYTES, BLOCK_WEIGHTS
 from .engine import EngineConfig
 
 HOROWITZ_SRAM_PJ_PER_64B = ((8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0))
@@ -51,7 +52,7 @@ class Traffic:
 
 
 def traffic(m: int, k: int, n: int, cfg: EngineConfig, buffer_bytes: int) -> Traffic:
-    wb = m * 7 * -(-k // 24) + 2 * m
+    wb = m * BLOCK_BYTES * -(-k // BLOCK_WEIGHTS) + 2 * m  # packed blocks + float16 scales
     a, o = k * n, m * n * 4
     runs, chunks = -(-n // cfg.cols), -(-m // cfg.psum_depth)
     fit = wb + k * cfg.cols <= buffer_bytes

@@ -57,6 +57,12 @@ def demo_model_path() -> Path:
     return path
 
 
+def is_model_spec(spec: str | os.PathLike[str]) -> bool:
+    """Whether ``spec`` names a runnable model (what ``--model`` takes: ``smollm2``, a folder, a ``.gguf``)
+    rather than a weights-only file."""
+    return str(spec) == DEMO_MODEL or Path(spec).is_dir() or Path(spec).suffix == ".gguf"
+
+
 def resolve(spec: str | os.PathLike[str]) -> Path:
     """The model file or folder a ``--model`` argument names."""
     if str(spec) == DEMO_MODEL:

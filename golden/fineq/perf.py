@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from . import memory
-from .engine import FILL_CYCLES, EngineConfig, level_stats, vector_cycles
+from .engine import CODINGS, FILL_CYCLES, EngineConfig, level_stats, vector_cycles
 from .errors import FineQError
 from .qmatrix import quantize
 from .synthetic import heavy_tailed
@@ -69,14 +69,13 @@ class Layer:
     m: int
     k: int
     count: int
-    vec_cycles: int  # sum over weight vectors of max(1, max |v|): the temporal cycles of one engine run
-    vec_cycles_binary: int = 0  # the same with the binary-weighted coding (1 + any |v| >= 2)
+    vec_cycles: dict[str, int]  # per coding (CODINGS): the temporal cycles of one engine run, summed over vectors
 
 
 def layer_from_levels(name: str, levels: np.ndarray, count: int, cfg: EngineConfig) -> Layer:
     m, k = levels.shape
-    return Layer(name, m, k, count, int(vector_cycles(levels, replace(cfg, coding="thermometer")).sum()),
-                 int(vector_cycles(levels, replace(cfg, coding="binary")).sum()))
+    return Layer(name, m, k, count,
+                 {c: int(vector_cycles(levels, replace(cfg, coding=c)).sum()) for c in CODINGS})
 
 
 def fineq_cycle_split(layer: Layer, n: int, cfg: EngineConfig) -> dict[str, int]:
@@ -85,8 +84,8 @@ def fineq_cycle_split(layer: Layer, n: int, cfg: EngineConfig) -> dict[str, int]
     runs = -(-n // cfg.cols)
     chunks = -(-layer.m // cfg.psum_depth)
     tiles = -(-layer.k // cfg.rows)
-    temporal = layer.vec_cycles_binary if cfg.coding == "binary" else layer.vec_cycles
-    split = {"preload": chunks * layer.k, "decode": FILL_CYCLES * chunks * tiles, "temporal": temporal, "drain": 1}
+    split = {"preload": chunks * layer.k, "decode": FILL_CYCLES * chunks * tiles,
+             "temporal": layer.vec_cycles[cfg.coding], "drain": 1}
     split = {k: runs * v for k, v in split.items()}
     split["total"] = sum(split.values())
     return split
@@ -130,8 +129,7 @@ def scaled_layers(model: str, levels: dict[str, np.ndarray], cfg: EngineConfig) 
     out = []
     for name, (m, k) in layer_shapes(model).items():
         nvec = m * -(-k // cfg.rows)
-        out.append(Layer(name, m, k, MODELS[model]["layers"], round(mean("thermometer", name) * nvec),
-                         round(mean("binary", name) * nvec)))
+        out.append(Layer(name, m, k, MODELS[model]["layers"], {c: round(mean(c, name) * nvec) for c in CODINGS}))
     return out
 
 
@@ -139,9 +137,9 @@ def load_weight_file(path: str | Path) -> dict[str, np.ndarray]:
     """``{name: float32 [out, in]}`` for every ``*_proj.weight`` of a model: a safetensors file, a torch
     state dict (``.pt``/``.pth``/``.bin``), or anything ``fineq eval --model`` takes (a Hugging Face folder,
     a ``.gguf`` file, ``smollm2``)."""
-    from .models import DEMO_MODEL
+    from .models import is_model_spec
 
-    if str(path) == DEMO_MODEL or Path(path).is_dir() or Path(path).suffix == ".gguf":
+    if is_model_spec(path):
         from .models import decoder_linears, load
 
         lm = load(path)
@@ -243,16 +241,19 @@ def evaluate(layers: list[Layer], n: int, cfg: EngineConfig, power: dict[str, An
     tot["fineq_seconds"], tot["mac_seconds"] = tot["fineq_cycles"] / f, tot["mac_cycles"] / f
     tot["fineq_gops"], tot["mac_gops"] = ops / tot["fineq_seconds"] / 1e9, ops / tot["mac_seconds"] / 1e9
     if power:
+        def uj(mw: float, cycles: int) -> float:
+            return mw * 1e-3 * cycles / f * 1e6
+
         for r in rows:
-            r["fineq_uj"] = power["fineq_mw"] * 1e-3 * r["fineq_cycles"] / f * 1e6
-            r["mac_uj"] = power["mac_mw"] * 1e-3 * r["mac_cycles"] / f * 1e6
+            r["fineq_uj"] = uj(power["fineq_mw"], r["fineq_cycles"])
+            r["mac_uj"] = uj(power["mac_mw"], r["mac_cycles"])
             r["efficiency"] = r["mac_uj"] / r["fineq_uj"]
             t = memory.traffic(r["m"], r["k"], n, cfg, buffer_kb * 1024)
             r["dram_bytes"], r["sram_bytes"] = t.dram_bytes * r["count"], t.sram_bytes * r["count"]
             r["memory_uj"] = memory.energy_pj(t, buffer_kb * 1024) * r["count"] * 1e-6
             r["efficiency_with_memory"] = (r["mac_uj"] + r["memory_uj"]) / (r["fineq_uj"] + r["memory_uj"])
             if "fineq_binary_mw" in power:
-                r["fineq_binary_uj"] = power["fineq_binary_mw"] * 1e-3 * r["fineq_binary_cycles"] / f * 1e6
+                r["fineq_binary_uj"] = uj(power["fineq_binary_mw"], r["fineq_binary_cycles"])
         tot["fineq_mj"] = sum(r["fineq_uj"] for r in rows) / 1e3
         tot["mac_mj"] = sum(r["mac_uj"] for r in rows) / 1e3
         tot["memory_mj"] = sum(r["memory_uj"] for r in rows) / 1e3

@@ -53,7 +53,7 @@ def _activations(lm: Any, linear: str, n: int) -> tuple[np.ndarray, str]:
 def real_gemm(spec: str, linear: str = DEFAULT_LINEAR, m: int = 128, n: int = 64, mode: str = "paper",
               seed: int = 0) -> Workload:
     """The workload described in the module docstring (``mode`` is ignored for a ``.fineq.safetensors``)."""
-    from .models import DEMO_MODEL
+    from .models import DEMO_MODEL, is_model_spec
     from .perf import is_model_file, load_weight_file
 
     if m < 1 or n < 1:
@@ -69,7 +69,7 @@ def real_gemm(spec: str, linear: str = DEFAULT_LINEAR, m: int = 128, n: int = 64
         q = _rows(qms[linear], m)
         x, desc = _activations(load(meta.get("base_model", DEMO_MODEL)), linear, n)
         return Workload(q, x, f"{Path(spec).name} (FineQ {meta.get('mode', '?')}): {linear}[:{q.shape[0]}]; {desc}")
-    if spec == DEMO_MODEL or Path(spec).is_dir() or Path(spec).suffix == ".gguf":
+    if is_model_spec(spec):
         from .models import load
 
         lm = load(spec)
