@@ -22,6 +22,8 @@
 // accumulators add the doubled sums on the b1 cycle). Same Y, bit for bit.
 // CLOCK_GATE = 1 clock-gates the PE activation registers, the encoder's vector
 // register, the tree-sum registers and the column accumulators.
+// LOOPS = 1 (with CLOCK_GATE = 0) builds the PE array from its loop description
+// (fineq_pe_array: same function, faster on Verilator; the native harness's form).
 // start_i (while idle) latches cfg_m_i and cfg_k_i; M = 0 or K = 0 is refused
 // with cfg_err_o. cycles_o counts the cycles of the last run (busy cycles).
 `default_nettype none
@@ -35,6 +37,7 @@ module fineq_gemm_engine #(
   parameter integer K_W        = 22,
   parameter integer CLOCK_GATE = 1,
   parameter integer CODING     = 0,
+  parameter integer LOOPS      = 0,
   parameter integer BPV        = (ROWS + 16 + 23) / 24
 ) (
   input  wire                  clk_i,
@@ -184,7 +187,8 @@ module fineq_gemm_engine #(
   end
 
   wire [COLS*SUM_W-1:0] col_sum;
-  fineq_pe_array #(.ROWS(ROWS), .COLS(COLS), .ACT_W(ACT_W), .PIPE(1), .CLOCK_GATE(CLOCK_GATE)) u_array (
+  fineq_pe_array #(.ROWS(ROWS), .COLS(COLS), .ACT_W(ACT_W), .PIPE(1), .CLOCK_GATE(CLOCK_GATE),
+                   .LOOPS(LOOPS)) u_array (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
     .act_we_i (act_we),

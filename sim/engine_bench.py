@@ -22,6 +22,11 @@ from fineq.engine import EngineConfig, engine_cycles, utilization
 from fineq.hw.native import build, run_engine
 from fineq.synthetic import heavy_tailed, int8_activations
 
+#: Engine forms: (CLOCK_GATE, LOOPS, description).
+FORMS = {"loops": (0, 1, "CLOCK_GATE=0, LOOPS=1, the product path"),
+         "plain": (0, 0, "CLOCK_GATE=0, structural PE array"),
+         "gated": (1, 0, "CLOCK_GATE=1, structural, as synthesized")}
+
 
 def weights(synthetic: bool) -> tuple[np.ndarray, str]:
     if synthetic:
@@ -37,8 +42,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=64, help="activation columns (<= 64: one engine run)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="Verilator --threads to try")
-    ap.add_argument("--clock-gate", type=int, nargs="+", default=[1, 0], choices=[0, 1],
-                    help="the engine's CLOCK_GATE values to try (same function and cycles)")
+    ap.add_argument("--forms", nargs="+", default=list(FORMS), choices=list(FORMS),
+                    help="engine forms to try (same function and cycles): " + "; ".join(
+                        f"{k}: {v[2]}" for k, v in FORMS.items()))
     ap.add_argument("--synthetic", action="store_true", help="synthetic weights instead of SmolLM2's")
     ap.add_argument("--no-cocotb", action="store_true", help="skip the cocotb baseline (its build takes minutes)")
     a = ap.parse_args()
@@ -51,15 +57,16 @@ def main() -> None:
     print(f"GEMM {q.shape[0]} x {q.shape[1]} x {a.n}: {label}; model {model['total']:,} cycles", flush=True)
     res: dict[str, object] = {"weights": label, "shape": [*q.shape, a.n], "model_cycles": model["total"],
                               "cycle_split": model, "utilization": utilization(q.levels(), a.n, cfg)}
-    for t, g in [(t, g) for g in a.clock_gate for t in a.threads]:
+    for t, f in [(t, f) for f in a.forms for t in a.threads]:
+        g, lp, desc = FORMS[f]
         t0 = time.perf_counter()
-        _, secs = build(cfg, threads=t, clock_gate=bool(g))
-        out = run_engine(q, x, cfg, threads=t, clock_gate=bool(g))
+        _, secs = build(cfg, threads=t, clock_gate=bool(g), loops=bool(lp))
+        out = run_engine(q, x, cfg, threads=t, clock_gate=bool(g), loops=bool(lp))
         exact = bool(np.array_equal(out["y"], ref)) and out["cycles"] == model["total"]
-        res[f"native_t{t}_g{g}"] = {"cycles_per_second": out["cycles_per_second"],
-                                    "sim_seconds": out["sim_seconds"], "build_seconds": round(secs, 1),
-                                    "exact": exact, "wall_seconds": round(time.perf_counter() - t0, 1)}
-        print(f"native harness, CLOCK_GATE={g}, --threads {t}: {out['cycles_per_second']:,.0f} cycles/s "
+        res[f"native_t{t}_{f}"] = {"cycles_per_second": out["cycles_per_second"],
+                                   "sim_seconds": out["sim_seconds"], "build_seconds": round(secs, 1),
+                                   "exact": exact, "wall_seconds": round(time.perf_counter() - t0, 1)}
+        print(f"native harness, {desc}, --threads {t}: {out['cycles_per_second']:,.0f} cycles/s "
               f"({out['sim_seconds']:.2f} s), build {secs:.0f} s (0: cached), bit- and cycle-exact {exact}",
               flush=True)
     if not a.no_cocotb:

@@ -55,15 +55,17 @@ def _seed() -> int:
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("clock_gate", [False, True], ids=["plain", "gated"])
+@pytest.mark.parametrize("clock_gate,loops", [(False, True), (False, False), (True, False)],
+                         ids=["loops", "plain", "gated"])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.rows}x{c.cols}d{c.psum_depth}")
-def test_native_harness_bit_and_cycle_exact(cfg, clock_gate):
-    """Both forms of the engine's hold registers (CLOCK_GATE 0 and 1) give the golden model's Y and cycles."""
+def test_native_harness_bit_and_cycle_exact(cfg, clock_gate, loops):
+    """The three forms of the engine (the product path's CLOCK_GATE=0 LOOPS=1; CLOCK_GATE=0 structural; the
+    synthesized CLOCK_GATE=1) give the golden model's Y and cycles."""
     from functools import partial
 
     from fineq.hw import native
 
-    run_engine = partial(native.run_engine, clock_gate=clock_gate)
+    run_engine = partial(native.run_engine, clock_gate=clock_gate, loops=loops)
 
     seed = _seed()
     rng = np.random.default_rng(seed)

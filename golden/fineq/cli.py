@@ -169,7 +169,7 @@ def cmd_perf(a: argparse.Namespace) -> int:
 
 #: Simulation speed of the 64x64 engine through fineq.hw, measured (Verilator: ``make measure``; Icarus: a
 #: 128 x 256 x 16 GEMM), for estimates; scaled by 4096 / (ROWS * COLS) for other arrays.
-RTL_CYCLES_PER_SECOND = {"verilator": 60_000, "icarus": 6}
+RTL_CYCLES_PER_SECOND = {"verilator": 150_000, "icarus": 6}
 
 
 def _engine_options(p: argparse.ArgumentParser, backend: str, backend_help: str, jobs_help: str) -> None:

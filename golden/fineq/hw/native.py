@@ -33,13 +33,13 @@ from .sources import harness_source, rtl_sources
 from .streams import act_stream, weight_stream
 
 TOP = "fineq_gemm_engine"
-#: C++ optimization of the model (64x64 engine, 576 x 1536 x 64 GEMMs: -O3 65-71k cycles/s, -O2 65k,
-#: -O1 and -Os 43k; docs/microarchitecture.md).
+#: C++ optimization of the model (-O3; -O2 is within a few percent, -O1 and -Os slower; docs/microarchitecture.md).
 CXX_OPT = "-O3"
 DEFAULT_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert")
-#: The engine's CLOCK_GATE on the product path: 0, registers with enable multiplexers. Same outputs and cycles
-#: as the clock-gated form (tests/test_hw.py runs both), but Verilator evaluates 4,000+ gated clocks slowly:
-#: 64x64, SmolLM2 down_proj x 64: 65k cycles/s plain, 44k gated (make measure; docs/microarchitecture.md).
+#: The engine's form on the product path: CLOCK_GATE=0 (registers with load enables instead of 4,000+ gated
+#: clocks) and LOOPS=1 (the PE array's loop description, rtl/pe_array/fineq_pe_array.v). Same Y and cycles as the
+#: clock-gated structural engine that is synthesized (tests/test_hw.py runs the three forms); Verilator runs the
+#: 64x64 engine about 3x faster in this form (make measure; docs/microarchitecture.md).
 CLOCK_GATE = False
 
 
@@ -69,25 +69,30 @@ def verilator_env() -> dict[str, str]:
 
 
 def _key(cfg: EngineConfig, flags: tuple[str, ...], threads: int, cxx_opt: str, rtl_dir: Path | None,
-         clock_gate: bool) -> str:
+         clock_gate: bool, loops: bool) -> str:
     h = hashlib.sha256()
     for p in [harness_source(), *rtl_sources(rtl_dir)]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
-    h.update(repr((cfg.params, flags, threads, cxx_opt, clock_gate)).encode())
+    h.update(repr((cfg.params, flags, threads, cxx_opt, clock_gate, loops)).encode())
     return h.hexdigest()[:16]
 
 
 def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tuple[str, ...] = DEFAULT_FLAGS,
           rtl_dir: str | os.PathLike[str] | None = None, log: Any = None,
-          clock_gate: bool = CLOCK_GATE) -> tuple[Path, float]:
+          clock_gate: bool = CLOCK_GATE, loops: bool | None = None) -> tuple[Path, float]:
     """Build (or reuse) the harness binary for ``cfg``. Returns ``(binary, build seconds; 0 if cached)``.
 
-    ``clock_gate`` sets the engine's CLOCK_GATE parameter (see :data:`CLOCK_GATE`).
+    ``clock_gate`` sets the engine's CLOCK_GATE parameter (see :data:`CLOCK_GATE`); ``loops`` its LOOPS
+    parameter (default: ``not clock_gate``; LOOPS=1 needs CLOCK_GATE=0).
     """
+    loops = (not clock_gate) if loops is None else loops
+    if loops and clock_gate:
+        raise FineQError("the PE array's loop description (LOOPS=1) has no clock gates: use clock_gate=False")
     rdir = Path(rtl_dir) if rtl_dir is not None else None
-    key = _key(cfg, flags, threads, cxx_opt, rdir, clock_gate)
-    out = cache_dir() / f"engine-{cfg.name}{'' if clock_gate else '-ng'}-t{threads}-{key}"
+    key = _key(cfg, flags, threads, cxx_opt, rdir, clock_gate, loops)
+    form = ("-loops" if loops else "-ng") if not clock_gate else ""
+    out = cache_dir() / f"engine-{cfg.name}{form}-t{threads}-{key}"
     binary = out / "fineq_engine"
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{out.name}.lock", "w") as lock:
@@ -97,7 +102,7 @@ def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tu
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "-Wno-fatal", *flags,
                "--top-module", TOP, *[f"-G{k}={v}" for k, v in cfg.params.items()],
-               f"-GCLOCK_GATE={int(clock_gate)}",
+               f"-GCLOCK_GATE={int(clock_gate)}", f"-GLOOPS={int(loops)}",
                "-CFLAGS", cxx_opt, "-CFLAGS", "-std=c++17", "--Mdir", str(tmp / "obj"), "-o", "fineq_engine"]
         if threads > 1:
             cmd += ["--threads", str(threads)]
@@ -115,7 +120,8 @@ def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tu
             raise FineQError(f"Verilator build failed (log: {tmp / 'build.log'}): {' | '.join(tail)}")
         shutil.move(str(tmp / "obj" / "fineq_engine"), str(tmp / "fineq_engine"))
         shutil.rmtree(tmp / "obj", ignore_errors=True)
-        print(f"built {TOP} {cfg.rows}x{cfg.cols}, CLOCK_GATE={int(clock_gate)} (Verilator {' '.join(flags)}, C++ {cxx_opt}, "
+        print(f"built {TOP} {cfg.rows}x{cfg.cols}, CLOCK_GATE={int(clock_gate)} LOOPS={int(loops)} "
+              f"(Verilator {' '.join(flags)}, C++ {cxx_opt}, "
               f"{threads} thread(s)) in {secs:.0f} s", file=log or sys.stderr, flush=True)
         os.replace(tmp, out)
         return binary, secs
@@ -149,7 +155,7 @@ def read_result(path: Path, m: int, cols: int) -> dict[str, Any]:
 def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, stall: float = 0.0, seed: int = 0,
                threads: int = 1, cxx_opt: str = CXX_OPT, rtl_dir: str | os.PathLike[str] | None = None,
                log: Any = None, clock_gate: bool = CLOCK_GATE,
-               flags: tuple[str, ...] = DEFAULT_FLAGS) -> dict[str, Any]:
+               flags: tuple[str, ...] = DEFAULT_FLAGS, loops: bool | None = None) -> dict[str, Any]:
     """One engine run (``x.shape[1] <= cfg.cols``) on the native harness.
 
     Returns ``{"y" int64 [M, N], "cycles" (the engine's counter), "sim_seconds", "cycles_per_second",
@@ -158,7 +164,7 @@ def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, stall: floa
     if x.shape[1] > cfg.cols:
         raise FineQError(f"N={x.shape[1]} exceeds COLS={cfg.cols}; tile N in the caller (fineq.run)")
     binary, build_secs = build(cfg, threads=threads, cxx_opt=cxx_opt, flags=flags, rtl_dir=rtl_dir, log=log,
-                               clock_gate=clock_gate)
+                               clock_gate=clock_gate, loops=loops)
     limit = 20 * engine_cycles(q.levels(), cfg)["total"] + 2000
     if stall > 0:
         limit = int(limit / (1 - stall) ** 3) + 2000
