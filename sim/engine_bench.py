@@ -19,13 +19,12 @@ import numpy as np
 
 from fineq import gemm, quantize
 from fineq.engine import EngineConfig, engine_cycles, utilization
-from fineq.hw.native import build, run_engine
+from fineq.hw.native import FORMS, build, run_engine
 from fineq.synthetic import heavy_tailed, int8_activations
 
-#: Engine forms: (CLOCK_GATE, LOOPS, description).
-FORMS = {"loops": (0, 1, "CLOCK_GATE=0, LOOPS=1, the product path"),
-         "plain": (0, 0, "CLOCK_GATE=0, structural PE array"),
-         "gated": (1, 0, "CLOCK_GATE=1, structural, as synthesized")}
+#: What each of fineq.hw.native's FORMS is, for the printout.
+FORM_TEXT = {"loops": "CLOCK_GATE=0, LOOPS=1, the product path", "plain": "CLOCK_GATE=0, structural PE array",
+             "gated": "CLOCK_GATE=1, structural, as synthesized"}
 
 
 def weights(synthetic: bool) -> tuple[np.ndarray, str]:
@@ -44,7 +43,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="Verilator --threads to try")
     ap.add_argument("--forms", nargs="+", default=list(FORMS), choices=list(FORMS),
                     help="engine forms to try (same function and cycles): " + "; ".join(
-                        f"{k}: {v[2]}" for k, v in FORMS.items()))
+                        f"{k}: {FORM_TEXT[k]}" for k in FORMS))
     ap.add_argument("--synthetic", action="store_true", help="synthetic weights instead of SmolLM2's")
     ap.add_argument("--no-cocotb", action="store_true", help="skip the cocotb baseline (its build takes minutes)")
     a = ap.parse_args()
@@ -58,15 +57,15 @@ def main() -> None:
     res: dict[str, object] = {"weights": label, "shape": [*q.shape, a.n], "model_cycles": model["total"],
                               "cycle_split": model, "utilization": utilization(q.levels(), a.n, cfg)}
     for t, f in [(t, f) for f in a.forms for t in a.threads]:
-        g, lp, desc = FORMS[f]
+        gate, loops = FORMS[f]
         t0 = time.perf_counter()
-        _, secs = build(cfg, threads=t, clock_gate=bool(g), loops=bool(lp))
-        out = run_engine(q, x, cfg, threads=t, clock_gate=bool(g), loops=bool(lp))
+        _, secs = build(cfg, threads=t, clock_gate=gate, loops=loops)
+        out = run_engine(q, x, cfg, threads=t, clock_gate=gate, loops=loops)
         exact = bool(np.array_equal(out["y"], ref)) and out["cycles"] == model["total"]
         res[f"native_t{t}_{f}"] = {"cycles_per_second": out["cycles_per_second"],
                                    "sim_seconds": out["sim_seconds"], "build_seconds": round(secs, 1),
                                    "exact": exact, "wall_seconds": round(time.perf_counter() - t0, 1)}
-        print(f"native harness, {desc}, --threads {t}: {out['cycles_per_second']:,.0f} cycles/s "
+        print(f"native harness, {FORM_TEXT[f]}, --threads {t}: {out['cycles_per_second']:,.0f} cycles/s "
               f"({out['sim_seconds']:.2f} s), build {secs:.0f} s (0: cached), bit- and cycle-exact {exact}",
               flush=True)
     if not a.no_cocotb:

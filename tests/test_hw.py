@@ -12,6 +12,7 @@ import pytest
 
 import fineq
 from fineq.engine import EngineConfig, act_rows, engine_cycles, schedule, weight_beat
+from fineq.hw.native import FORMS
 from fineq.hw.streams import act_stream, weight_stream
 from fineq.synthetic import heavy_tailed, int8_activations
 
@@ -55,8 +56,7 @@ def _seed() -> int:
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("clock_gate,loops", [(False, True), (False, False), (True, False)],
-                         ids=["loops", "plain", "gated"])
+@pytest.mark.parametrize("clock_gate,loops", list(FORMS.values()), ids=list(FORMS))
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.rows}x{c.cols}d{c.psum_depth}")
 def test_native_harness_bit_and_cycle_exact(cfg, clock_gate, loops):
     """The three forms of the engine (the product path's CLOCK_GATE=0 LOOPS=1; CLOCK_GATE=0 structural; the

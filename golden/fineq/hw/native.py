@@ -38,9 +38,12 @@ CXX_OPT = "-O3"
 DEFAULT_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert")
 #: The engine's form on the product path: CLOCK_GATE=0 (registers with load enables instead of 4,000+ gated
 #: clocks) and LOOPS=1 (the PE array's loop description, rtl/pe_array/fineq_pe_array.v). Same Y and cycles as the
-#: clock-gated structural engine that is synthesized (tests/test_hw.py runs the three forms); Verilator runs the
-#: 64x64 engine about 3x faster in this form (make measure; docs/microarchitecture.md).
+#: clock-gated structural engine that is synthesized (tests/test_hw.py runs the three :data:`FORMS`); Verilator
+#: runs the 64x64 engine 2.4x faster than the structural ungated form (make measure; docs/microarchitecture.md).
 CLOCK_GATE = False
+#: The engine forms the harness builds, by name: ``(clock_gate, loops)``. ``loops`` is the product path,
+#: ``plain`` the structural ungated engine, ``gated`` the engine as synthesized.
+FORMS = {"loops": (False, True), "plain": (False, False), "gated": (True, False)}
 
 
 def cache_dir() -> Path:
