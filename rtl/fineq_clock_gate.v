@@ -7,6 +7,7 @@
 // (scan enable tied low). Otherwise, in simulation and in the library-free
 // estimate, it is the same function written behaviourally (latch + AND).
 `default_nettype none
+`include "fineq_defs.vh"
 
 module fineq_clock_gate (
   input  wire clk_i,

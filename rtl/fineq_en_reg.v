@@ -5,6 +5,7 @@
 // a plain register behind an enable multiplexer. Used by both arrays for every
 // register that holds its value most of the time.
 `default_nettype none
+`include "fineq_defs.vh"
 
 module fineq_en_reg #(
   parameter integer WIDTH      = 8,
@@ -19,11 +20,11 @@ module fineq_en_reg #(
 
   initial begin
     if (WIDTH < 1) begin
-      $error("fineq_en_reg: WIDTH (%0d) must be positive", WIDTH);
+      $error("%m: WIDTH (%0d) must be positive", WIDTH);
       $finish;
     end
     if (CLOCK_GATE != 0 && CLOCK_GATE != 1) begin
-      $error("fineq_en_reg: CLOCK_GATE (%0d) must be 0 or 1", CLOCK_GATE);
+      $error("%m: CLOCK_GATE (%0d) must be 0 or 1", CLOCK_GATE);
       $finish;
     end
   end

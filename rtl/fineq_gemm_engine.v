@@ -22,11 +22,11 @@
 // accumulators add the doubled sums on the b1 cycle). Same Y, bit for bit.
 // CLOCK_GATE = 1 clock-gates the PE activation registers, the encoder's vector
 // register, the tree-sum registers and the column accumulators.
-// LOOPS = 1 (with CLOCK_GATE = 0) builds the PE array from its loop description
-// (fineq_pe_array: same function, faster on Verilator; the native harness's form).
+// CLOCK_GATE changes no bit and no cycle: simulators run CLOCK_GATE = 0 (docs/microarchitecture.md).
 // start_i (while idle) latches cfg_m_i and cfg_k_i; M = 0 or K = 0 is refused
 // with cfg_err_o. cycles_o counts the cycles of the last run (busy cycles).
 `default_nettype none
+`include "fineq_defs.vh"
 
 module fineq_gemm_engine #(
   parameter integer ROWS       = 64,
@@ -37,8 +37,7 @@ module fineq_gemm_engine #(
   parameter integer K_W        = 22,
   parameter integer CLOCK_GATE = 1,
   parameter integer CODING     = 0,
-  parameter integer LOOPS      = 0,
-  parameter integer BPV        = (ROWS + 16 + 23) / 24
+  parameter integer BPV        = `FINEQ_BPV(ROWS)
 ) (
   input  wire                  clk_i,
   input  wire                  rst_ni,
@@ -53,19 +52,19 @@ module fineq_gemm_engine #(
   // activations
   input  wire                  act_valid_i,
   output wire                  act_ready_o,
-  input  wire [COLS*8-1:0]     act_data_i,
+  input  wire [COLS*`FINEQ_ACT_W-1:0] act_data_i,
   // weights
   input  wire                  wgt_valid_i,
   output wire                  wgt_ready_o,
-  input  wire [BPV*56-1:0]     wgt_data_i,
+  input  wire [BPV*`FINEQ_BLOCK_BITS-1:0] wgt_data_i,
   // outputs
   output wire                  out_valid_o,
   input  wire                  out_ready_i,
   output wire [COLS*ACC_W-1:0] out_data_o
 );
 
-  localparam integer ACT_W = 8;
-  localparam integer SUM_W = ACT_W + 1 + ((ROWS > 1) ? $clog2(ROWS) : 1);
+  localparam integer ACT_W = `FINEQ_ACT_W;
+  localparam integer SUM_W = `FINEQ_SUM_W(ACT_W, ROWS);
   localparam integer VW    = $clog2(ROWS + 1);
   localparam integer RW    = (ROWS > 1) ? $clog2(ROWS) : 1;
   localparam integer PW    = (PSUM_DEPTH > 1) ? $clog2(PSUM_DEPTH) : 1;
@@ -75,27 +74,31 @@ module fineq_gemm_engine #(
 
   initial begin
     if (ROWS < 8 || ROWS % 8 != 0) begin
-      $error("fineq_gemm_engine: ROWS (%0d) must be a positive multiple of 8", ROWS);
+      $error("%m: ROWS (%0d) must be a positive multiple of 8", ROWS);
       $finish;
     end
     if (COLS < 1) begin
-      $error("fineq_gemm_engine: COLS (%0d) must be positive", COLS);
+      $error("%m: COLS (%0d) must be positive", COLS);
       $finish;
     end
     if (PSUM_DEPTH < 1 || PSUM_DEPTH >= (1 << M_W)) begin
-      $error("fineq_gemm_engine: PSUM_DEPTH out of range");
+      $error("%m: PSUM_DEPTH (%0d) must be in 1 .. 2^M_W - 1 (M_W = %0d)", PSUM_DEPTH, M_W);
       $finish;
     end
     if (K_W > 22 || ACC_W < 32) begin
-      $error("fineq_gemm_engine: K_W <= 22 and ACC_W >= 32 keep Y exact in int32");
+      $error("%m: K_W (%0d) <= 22 and ACC_W (%0d) >= 32 keep Y exact in int32", K_W, ACC_W);
+      $finish;
+    end
+    if (CLOCK_GATE != 0 && CLOCK_GATE != 1) begin
+      $error("%m: CLOCK_GATE (%0d) must be 0 or 1", CLOCK_GATE);
       $finish;
     end
     if (CODING != 0 && CODING != 1) begin
-      $error("fineq_gemm_engine: CODING (%0d) must be 0 (thermometer) or 1 (binary)", CODING);
+      $error("%m: CODING (%0d) must be 0 (thermometer) or 1 (binary)", CODING);
       $finish;
     end
-    if (BPV * 24 < ROWS + 16) begin
-      $error("fineq_gemm_engine: BPV too small for ROWS");
+    if (BPV != `FINEQ_BPV(ROWS)) begin
+      $error("%m: BPV (%0d) must be (ROWS + 16 + 23) / 24 = %0d for ROWS = %0d", BPV, `FINEQ_BPV(ROWS), ROWS);
       $finish;
     end
   end
@@ -120,9 +123,9 @@ module fineq_gemm_engine #(
 
   // ---------------------------------------------------------------- decode stage (D)
   reg             dv_q, dv_d;
-  reg [ROWS*3-1:0] dvec_q, dvec_d;
+  reg [ROWS*`FINEQ_W_BITS-1:0] dvec_q, dvec_d;
   reg [PW-1:0]    dm_q, dm_d;              // row offset within the chunk
-  wire [ROWS*3-1:0] beat_vec;
+  wire [ROWS*`FINEQ_W_BITS-1:0] beat_vec;
 
   fineq_beat_decoder #(.ROWS(ROWS), .BPV(BPV)) u_beat_dec (
     .beat_i (wgt_data_i),
@@ -187,8 +190,7 @@ module fineq_gemm_engine #(
   end
 
   wire [COLS*SUM_W-1:0] col_sum;
-  fineq_pe_array #(.ROWS(ROWS), .COLS(COLS), .ACT_W(ACT_W), .PIPE(1), .CLOCK_GATE(CLOCK_GATE),
-                   .LOOPS(LOOPS)) u_array (
+  fineq_pe_array #(.ROWS(ROWS), .COLS(COLS), .ACT_W(ACT_W), .PIPE(1), .CLOCK_GATE(CLOCK_GATE)) u_array (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
     .act_we_i (act_we),
@@ -199,8 +201,7 @@ module fineq_gemm_engine #(
     .col_sum_o(col_sum)
   );
 
-  reg  [COLS*ACC_W-1:0] psum_q [0:PSUM_DEPTH-1];
-  wire [COLS*ACC_W-1:0] psum_rd = psum_q[am_q];
+  wire [COLS*ACC_W-1:0] psum_rd;
   wire [COLS*ACC_W-1:0] acc_sum;
   wire [COLS*ACC_W-1:0] acc_base = first_tile_q ? {COLS*ACC_W{1'b0}} : psum_rd;
 
@@ -215,9 +216,14 @@ module fineq_gemm_engine #(
     .sum_o  (acc_sum)
   );
 
-  always @(posedge clk_i) begin
-    if (a_fin && !last_tile) psum_q[am_q] <= acc_sum;
-  end
+  fineq_psum_buf #(.DEPTH(PSUM_DEPTH), .WIDTH(COLS*ACC_W)) u_psum (
+    .clk_i  (clk_i),
+    .we_i   (a_fin && !last_tile),
+    .waddr_i(am_q),
+    .wdata_i(acc_sum),
+    .raddr_i(am_q),
+    .rdata_o(psum_rd)
+  );
 
   // ---------------------------------------------------------------- pipeline next state
   always @* begin
@@ -349,7 +355,7 @@ module fineq_gemm_engine #(
       beat_cnt_q   <= {M_W{1'b0}};
       cycles_q     <= 32'd0;
       dv_q         <= 1'b0;
-      dvec_q       <= {ROWS*3{1'b0}};
+      dvec_q       <= {ROWS*`FINEQ_W_BITS{1'b0}};
       dm_q         <= {PW{1'b0}};
       ev_q         <= 1'b0;
       em_q         <= {PW{1'b0}};

@@ -9,6 +9,7 @@
 // CLOCK_GATE = 1: act_q is clocked through a clock gate enabled by load_i (as
 // in fineq_pe); the weight and partial-sum registers move every cycle.
 `default_nettype none
+`include "fineq_defs.vh"
 
 module mac_pe #(
   parameter integer ACT_W  = 8,
@@ -27,11 +28,11 @@ module mac_pe #(
 
   initial begin
     if (PSUM_W < ACT_W + 3) begin
-      $error("mac_pe: PSUM_W (%0d) must be at least ACT_W + 3", PSUM_W);
+      $error("%m: PSUM_W (%0d) must be at least ACT_W + 3", PSUM_W);
       $finish;
     end
     if (CLOCK_GATE != 0 && CLOCK_GATE != 1) begin
-      $error("mac_pe: CLOCK_GATE (%0d) must be 0 or 1", CLOCK_GATE);
+      $error("%m: CLOCK_GATE (%0d) must be 0 or 1", CLOCK_GATE);
       $finish;
     end
   end

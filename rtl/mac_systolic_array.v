@@ -8,13 +8,14 @@
 // m + r; column c's bottom output psum_o[c] then holds sum_r v[m, r] * X[r, c]
 // from cycle m + ROWS + c on (registered at every hop).
 `default_nettype none
+`include "fineq_defs.vh"
 
 module mac_systolic_array #(
   parameter integer ROWS   = 64,
   parameter integer COLS   = 64,
-  parameter integer ACT_W  = 8,
+  parameter integer ACT_W  = `FINEQ_ACT_W,
   parameter integer CLOCK_GATE = 1,
-  parameter integer PSUM_W = ACT_W + 2 + ((ROWS > 1) ? $clog2(ROWS) : 1)
+  parameter integer PSUM_W = `FINEQ_MAC_PSUM_W(ACT_W, ROWS)
 ) (
   input  wire                   clk_i,
   input  wire                   rst_ni,
@@ -26,7 +27,7 @@ module mac_systolic_array #(
 
   initial begin
     if (ROWS < 1 || COLS < 1) begin
-      $error("mac_systolic_array: ROWS (%0d) and COLS (%0d) must be positive", ROWS, COLS);
+      $error("%m: ROWS (%0d) and COLS (%0d) must be positive", ROWS, COLS);
       $finish;
     end
   end

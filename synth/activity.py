@@ -5,7 +5,7 @@ with a VCD of the arrays' top-level nets (trace depth 1), ROWS x ACT_COLS arrays
 running the ACT_N tokens in tiles of ACT_COLS (a column sees only its own
 token, so the units, synthesized as one column, see the same activity as in
 the 64-column array; activity is weighted by each run's cycles). The GEMM is real by
-default (fineq.workload: the first ACT_M rows of ACT_LINEAR of SmolLM2, or of
+default (fineq.perf.workload: the first ACT_M rows of ACT_LINEAR of SmolLM2, or of
 the model WEIGHTS names, quantized with WEIGHT_MODE, times that linear's real
 int8 inputs for ACT_N tokens); WEIGHTS=synthetic runs the heavy-tailed synthetic
 matrix with uniform int8 activations instead. Every block's input ports get the toggle rate (transitions per clock cycle)
@@ -28,13 +28,15 @@ row leaves a column, their base input takes the FineQ run's partial sums
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import settings as S
 from vcd import Bits, activity, lane_mean
+
+from fineq.engine.config import mac_psum_w
+from fineq.engine.config import sum_w as fineq_sum_w
 
 Ports = dict[str, tuple[float, float]]
 
@@ -62,8 +64,8 @@ def bus(name: str, bits: list[tuple[float, float]]) -> Ports:
 
 def workload(weights: str):
     from fineq import quantize
+    from fineq.perf.workload import real_gemm
     from fineq.synthetic import heavy_tailed, int8_activations
-    from fineq.workload import real_gemm
 
     n = S.ACT_N
     if weights == "synthetic":
@@ -77,7 +79,7 @@ def workload(weights: str):
 
 def fineq_activity(q, x, coding: str = "thermometer") -> tuple[int, dict[str, Ports]]:
     """The engine's run; with coding="binary" the families are named fineq_*_bin (decoder left out)."""
-    from fineq.engine import EngineConfig
+    from fineq.engine.config import EngineConfig
     from fineq_tb.gemm_job import run_engine
 
     names = ["act_we", "act_data_i", "enc_bits", "enc_signs", "t_adv", "a_adv", "a_first_q", "a_shift_q", "col_sum",
@@ -86,9 +88,9 @@ def fineq_activity(q, x, coding: str = "thermometer") -> tuple[int, dict[str, Po
     runs = []
     for c0, c1 in token_tiles(x.shape[1]):
         out = run_engine(q, x[:, c0:c1], cfg, "verilator", trace_depth=1)
-        runs.append(activity(Path(out["work"]) / "dump.vcd", "fineq_gemm_engine", names))
+        runs.append(activity(Path(str(out.extra["work"])) / "dump.vcd", "fineq_gemm_engine", names))
     cycles, a = merge(runs)
-    sum_w = 8 + 1 + S.clog2(S.ROWS)
+    sum_w = fineq_sum_w(S.ROWS)
     lanes = S.ACT_COLS
     ports = {
         "fineq_col": {**bus("act_we_i", a["act_we"]), **bus("act_row_i", lane_mean(a["act_data_i"], 8, lanes)),
@@ -124,18 +126,18 @@ def mac_activity(q, x, tag: str) -> tuple[int, dict[str, Ports]]:
     total, a = merge(runs)
     m, k = q.shape
     tiles = -(-k // S.ROWS)
-    # A COLS-wide array runs longer (the skew across its columns: fineq.perf's MAC cycle model); those cycles
+    # A COLS-wide array runs longer (the skew across its columns: fineq.engine.cycles' MAC cycle model); those cycles
     # carry no data into a column, so its toggles are the same over more cycles. Their values: 0, but the
     # activation row bus holds its last row (its duty stays).
-    from fineq.engine import EngineConfig
-    from fineq.perf import mac_cycles
+    from fineq.engine.config import EngineConfig
+    from fineq.perf.layers import mac_cycles
 
     n_run = min(x.shape[1], S.ACT_COLS)
     skew = mac_cycles(m, k, n_run, EngineConfig(S.ROWS, S.COLS)) - mac_cycles(m, k, n_run, EngineConfig(S.ROWS, S.ACT_COLS))
     cycles = total / len(runs) + skew  # per run, full width
     scale = total / len(runs) / cycles
     a = {name: [(r * scale, d if name == "act_row_i" else d * scale) for r, d in bits] for name, bits in a.items()}
-    psum_w = 8 + 2 + S.clog2(S.ROWS)
+    psum_w = mac_psum_w(S.ROWS)
     en_duty = m * tiles / cycles  # one output row per cycle while a tile streams out
     ports = {
         "mac_col": {**bus("act_we_i", a["act_we_i"]), **bus("act_row_i", lane_mean(a["act_row_i"], 8, S.ACT_COLS)),
@@ -177,7 +179,6 @@ def measure(weights: str, tag: str, variant: bool) -> dict:
 
 def main() -> None:
     """The workload WEIGHTS names; with real weights, the synthetic workload too (reported beside it)."""
-    os.environ["WAVES"] = "1"  # every run traces; set before the runs share the environment
     data = measure(S.WEIGHTS, "real" if S.WEIGHTS != "synthetic" else "synthetic", variant=True)
     if S.WEIGHTS != "synthetic":
         data["synthetic"] = measure("synthetic", "synthetic", variant=False)

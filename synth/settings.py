@@ -25,6 +25,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fineq.engine.config import mac_psum_w, sum_w
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -74,8 +76,8 @@ def units() -> dict[str, Unit]:
     """Every synthesized block. Suffixes: ``_nogate`` without clock gates (CLOCK_GATE=0), ``_nopipe`` also
     without the register after the adder tree (PIPE=0: the array as the paper describes it)."""
     r, c, fr, fc = ROWS, COLS, FLAT_ROWS, FLAT_COLS
-    fsum = 8 + 1 + clog2(r)
-    msum = 8 + 2 + clog2(r)
+    fsum = sum_w(r)
+    msum = mac_psum_w(r)
     out: dict[str, Unit] = {}
     # FineQ array = COLS x (column of ROWS PEs + adder tree + tree-sum register) + COLS x accumulator + 1 encoder
     for sfx, pipe, gate in [("", 1, 1), ("_nogate", 1, 0), ("_nopipe", 0, 0)]:
@@ -103,15 +105,15 @@ def units() -> dict[str, Unit]:
     out["fineq_dec"] = Unit("fineq_beat_decoder", {"ROWS": r}, "fineq_beat_decoder", {"ROWS": r},
                             count=1, design="fineq_decoders")
     # scaling cross-check: a small array flat against its column synthesized alone
-    fsm = 8 + 1 + clog2(fr)
+    fsm = sum_w(fr)
     out["fineq_flat"] = Unit("fineq_pe_array", {"ROWS": fr, "COLS": fc}, "fineq_pe_array",
                              {"ROWS": fr, "COLS": fc, "SUM_W": fsm, "PIPE": 1}, flatten=True)
     out["fineq_col_small"] = Unit("fineq_pe_array", {"ROWS": fr, "COLS": 1}, "fineq_pe_array",
                                   {"ROWS": fr, "COLS": 1, "SUM_W": fsm, "PIPE": 1})
     out["mac_flat"] = Unit("mac_systolic_array", {"ROWS": fr, "COLS": fc}, "mac_systolic_array",
-                           {"ROWS": fr, "COLS": fc, "PSUM_W": 8 + 2 + clog2(fr)}, flatten=True)
+                           {"ROWS": fr, "COLS": fc, "PSUM_W": mac_psum_w(fr)}, flatten=True)
     out["mac_col_small"] = Unit("mac_systolic_array", {"ROWS": fr, "COLS": 1}, "mac_systolic_array",
-                                {"ROWS": fr, "COLS": 1, "PSUM_W": 8 + 2 + clog2(fr)})
+                                {"ROWS": fr, "COLS": 1, "PSUM_W": mac_psum_w(fr)})
     return out
 
 

@@ -4,12 +4,20 @@ yosys -import
 set top $::env(UNIT_TOP)
 set lib $::env(LIB)
 set out $::env(OUT)
+# The design's files: rtl/files.f, the RTL's one file list (comments after #); rtl/ is the include folder.
+set srcs {}
+set fl [open rtl/files.f r]
+foreach line [split [read $fl] "\n"] {
+  set line [string trim [lindex [split $line "#"] 0]]
+  if {$line ne ""} { lappend srcs rtl/$line }
+}
+close $fl
 # With a liberty, clock gates are its integrated clock-gate cell (rtl/fineq_clock_gate.v), kept as a black box.
 if {$lib ne ""} {
   read_liberty -lib $lib
-  foreach f [lsort [glob rtl/*.v rtl/*/*.v]] { read_verilog -DFINEQ_ICG_NANGATE45 $f }
+  foreach f $srcs { read_verilog -Irtl -DFINEQ_ICG_NANGATE45 $f }
 } else {
-  foreach f [lsort [glob rtl/*.v rtl/*/*.v]] { read_verilog $f }
+  foreach f $srcs { read_verilog -Irtl $f }
 }
 # chparam on the elaborated top (read_verilog -defer with hierarchy -chparam trips an assertion in 0.23)
 if {$::env(UNIT_HP) ne ""} { chparam {*}$::env(UNIT_HP) $top }

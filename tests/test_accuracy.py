@@ -11,12 +11,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from fineq import baselines, corpus, methods, models, ppl  # noqa: E402
-from fineq.calibrated import CALIBRATED_MODES, hessian_from_inputs, quantize_calibrated  # noqa: E402
-from fineq.cli import main  # noqa: E402
+from fineq.cli.main import main  # noqa: E402
 from fineq.errors import FineQError  # noqa: E402
-from fineq.gptq import gptq, output_error, scalar_unit  # noqa: E402
-from fineq.qmatrix import quantize  # noqa: E402
+from fineq.llm import apply, corpus, models, ppl  # noqa: E402
+from fineq.quant import baselines, registry  # noqa: E402
+from fineq.quant.calibrated import CALIBRATED_MODES, hessian_from_inputs, quantize_calibrated  # noqa: E402
+from fineq.quant.gptq import gptq, output_error, scalar_unit  # noqa: E402
+from fineq.quant.registry import quantize  # noqa: E402
 
 
 def _layer(seed: int, m: int = 48, k: int = 96, n: int = 512):
@@ -169,7 +170,7 @@ def test_fineq_calibrated_deterministic_and_checked():
 @pytest.mark.rtl
 @pytest.mark.parametrize("mode", CALIBRATED_MODES)
 def test_fineq_calibrated_modes_bit_exact_on_rtl(mode):
-    from fineq.run import run_gemm
+    from fineq.hw.run import run_gemm
 
     w, h = _layer(10, m=9, k=40)
     q = quantize(w.numpy(), mode, hessian=h)
@@ -216,29 +217,29 @@ def test_methods_quantize_only_decoder_linears(tiny_llama, name):
     lm = models.load(str(folder))
     before = {n: p.detach().clone() for n, p in lm.model.named_parameters()}
     calib = corpus.split(corpus.tokenize(lm.tokenizer, text.read_text()), 4, 32).calib
-    res = methods.apply(lm.model, methods.get(name), calib)
+    res = apply.apply(lm.model, registry.get(name), calib)
     lins = models.decoder_linears(lm.model)
     assert set(res) == set(lins) and len(lins) == 14
     for n, p in lm.model.named_parameters():
         changed = not torch.equal(p, before[n])
         assert changed == (n.removesuffix(".weight") in lins), n
-    assert 1.5 < methods.bits_per_weight(res, lm.model) < 4  # K = 64: per-row parameters weigh a lot
+    assert 1.5 < apply.bits_per_weight(res, lm.model) < 4  # K = 64: per-row parameters weigh a lot
 
 
 def test_skip_leaves_matching_linears(tiny_llama):
     folder, _ = tiny_llama
     lm = models.load(str(folder))
-    res = methods.apply(lm.model, methods.get("rtn"), None, skip=(r"\.mlp\.",))
+    res = apply.apply(lm.model, registry.get("rtn"), None, skip=(r"\.mlp\.",))
     assert res and all(".self_attn." in n for n in res)
 
 
 def test_int8_path_is_fineq_gemm(tiny_llama):
     from fineq import gemm
-    from fineq.int8path import int8_activations, quantize_tokens
+    from fineq.llm.int8path import int8_activations, quantize_tokens
 
     folder, _ = tiny_llama
     lm = models.load(str(folder))
-    res = methods.apply(lm.model, methods.get("fineq-paper"))
+    res = apply.apply(lm.model, registry.get("fineq-paper"))
     name = "model.layers.0.mlp.down_proj"
     lin = dict(lm.model.named_modules())[name]
     x = torch.randn(3, 7, lin.in_features)
@@ -277,7 +278,7 @@ def test_eval_cli_tiny(tiny_llama, tmp_path, capsys):
 def test_eval_list_methods(capsys):
     assert main(["eval", "--list-methods"]) == 0
     names = capsys.readouterr().out.split()
-    assert names == list(methods.METHODS)
+    assert names == list(registry.QUANTIZERS)
     for must in ("reference", "fineq-paper", "fineq-search", "rtn", "rtn3", "uniform", "gptq", "owq", "pbllm"):
         assert must in names
 
@@ -310,7 +311,7 @@ def test_model_loader_errors(tmp_path):
 
 def test_quantize_model_file_roundtrip(tiny_llama, tmp_path, capsys):
     from fineq import load_model
-    from fineq.modelfile import read_model_file
+    from fineq.llm.modelfile import read_model_file
 
     folder, text = tiny_llama
     out = tmp_path / "m.fineq.safetensors"
@@ -322,7 +323,7 @@ def test_quantize_model_file_roundtrip(tiny_llama, tmp_path, capsys):
     lm = models.load(str(folder))
     toks = corpus.tokenize(lm.tokenizer, text.read_text())
     calib = corpus.split(toks, 2, 32).calib
-    methods.apply(lm.model, methods.get("fineq-gptq"), calib)
+    apply.apply(lm.model, registry.get("fineq-gptq"), calib)
     win = corpus.split(toks, 2, 32).windows(32, 4)
     in_memory = ppl.perplexity(lm.model, win)["ppl"]
     reloaded = load_model(out, str(folder))
@@ -330,7 +331,7 @@ def test_quantize_model_file_roundtrip(tiny_llama, tmp_path, capsys):
     for n, q in qms.items():
         assert torch.equal(dict(reloaded.named_modules())[n].weight, torch.from_numpy(q.dequantize()))
     # fineq perf reads the stored (calibrated) levels, not a re-quantization
-    from fineq.engine import level_stats
+    from fineq.engine.cycles import level_stats
 
     hw = level_stats([q.levels() for q in qms.values()])
     assert main(["perf", "--weights", str(out), "--seq", "32", "--synth", str(tmp_path / "none.json")]) == 0
@@ -342,11 +343,11 @@ def test_quantize_model_file_roundtrip(tiny_llama, tmp_path, capsys):
 
 def test_model_file_rejects_bad_files(tiny_llama, tmp_path):
     from fineq.errors import FormatError
-    from fineq.modelfile import read_model_file, save_model
+    from fineq.llm.modelfile import read_model_file, save_model
 
     folder, _ = tiny_llama
     lm = models.load(str(folder))
-    res = methods.apply(lm.model, methods.get("fineq-paper"))
+    res = apply.apply(lm.model, registry.get("fineq-paper"))
     good = save_model(tmp_path / "g.fineq.safetensors", {n: r.qmatrix for n, r in res.items()}, "paper", "tiny")
     data = good.read_bytes()
     (tmp_path / "trunc.fineq.safetensors").write_bytes(data[: len(data) // 2])

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import fineq
-from fineq.cli import main
+from fineq.cli.main import main
 from fineq.errors import FineQError, FormatError
 from fineq.synthetic import heavy_tailed, int8_activations
 
@@ -124,7 +124,7 @@ CASES = [
     (["eval", "--model", "smollm2", "--json", "Y.npy"], "exists; use --force"),
     (["quantize-model", "--model", "missingdir", "-o", "m.fineq.safetensors"], "does not exist"),
     (["quantize-model", "--model", "smollm2", "-o", "Y.npy"], "exists; use --force"),
-    (["quantize-model", "--model", "smollm2", "-o", "m.fineq.safetensors", "--mode", "bogus"], "unknown method"),
+    (["quantize-model", "--model", "smollm2", "-o", "m.fineq.safetensors", "--mode", "bogus"], "FineQ mode must be one of"),
     # the command line itself
     ([], "required"),
     (["info", "Q.fineq.npz", "--bogus"], "unrecognized arguments"),
@@ -226,7 +226,7 @@ def test_version_and_help_text(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.startswith("fineq ")
-    from fineq.cli import build_parser
+    from fineq.cli.main import build_parser
 
     ap = build_parser()
     sub = next(a for a in ap._actions if a.dest == "cmd")

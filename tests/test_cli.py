@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from fineq.cli import main
+from fineq.cli.main import main
 from fineq.synthetic import heavy_tailed, int8_activations
 
 
@@ -53,7 +53,7 @@ def test_errors_are_clear(tmp_path, capsys):
 
 def test_quantize_calibrated_mode_cli(tmp_path, capsys):
     from fineq import load, quantize
-    from fineq.calibrated import hessian_from_inputs
+    from fineq.quant.calibrated import hessian_from_inputs
 
     rng = np.random.default_rng(3)
     w, x = tmp_path / "W.npy", tmp_path / "Xc.npy"

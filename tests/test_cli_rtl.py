@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from fineq.cli import main
+from fineq.cli.main import main
 from fineq.synthetic import heavy_tailed, int8_activations
 from fineq_tb import runner
 

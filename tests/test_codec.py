@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fineq import codec
-from fineq.pack import pack_levels, unpack, unpack_codes
+from fineq.format import codec
+from fineq.format.pack import pack_levels, unpack, unpack_codes
 
 # Worked block (docs/format.md walks through the same one):
 # pair 0 code 0: clusters (1,-1,0) (0,0,1)   F0 = 01|11<<2|00<<4 = 13, F1 = 00|00|01<<4 = 16

@@ -25,8 +25,8 @@ def test_fast_equals_hw_order(m, k, n, rows, depth, coding):
 
 
 def test_temporal_codings():
-    from fineq.engine import vector_length
-    from fineq.gemm import temporal_bits
+    from fineq.engine.cycles import vector_length
+    from fineq.engine.gemm import temporal_bits
 
     for u in range(4):  # every magnitude is rebuilt from its cycles, in the cycle count the model claims
         for coding in ("thermometer", "binary"):

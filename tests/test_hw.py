@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 import fineq
-from fineq.engine import EngineConfig, act_rows, engine_cycles, schedule, weight_beat
+from fineq.engine.config import EngineConfig
+from fineq.engine.cycles import engine_cycles
+from fineq.engine.schedule import act_rows, schedule, weight_beat
 from fineq.hw.native import FORMS
 from fineq.hw.streams import act_stream, weight_stream
 from fineq.synthetic import heavy_tailed, int8_activations
@@ -56,16 +58,16 @@ def _seed() -> int:
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("clock_gate,loops", list(FORMS.values()), ids=list(FORMS))
+@pytest.mark.parametrize("clock_gate", list(FORMS.values()), ids=list(FORMS))
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.rows}x{c.cols}d{c.psum_depth}")
-def test_native_harness_bit_and_cycle_exact(cfg, clock_gate, loops):
-    """The three forms of the engine (the product path's CLOCK_GATE=0 LOOPS=1; CLOCK_GATE=0 structural; the
-    synthesized CLOCK_GATE=1) give the golden model's Y and cycles."""
+def test_native_harness_bit_and_cycle_exact(cfg, clock_gate):
+    """Both forms of the engine (the product path's CLOCK_GATE=0 and the synthesized CLOCK_GATE=1, one
+    description) give the golden model's Y and cycles."""
     from functools import partial
 
     from fineq.hw import native
 
-    run_engine = partial(native.run_engine, clock_gate=clock_gate, loops=loops)
+    run_engine = partial(native.run_engine, clock_gate=clock_gate)
 
     seed = _seed()
     rng = np.random.default_rng(seed)
@@ -75,11 +77,11 @@ def test_native_harness_bit_and_cycle_exact(cfg, clock_gate, loops):
         q = fineq.quantize(heavy_tailed(m, k, seed=seed + trial))
         x = rng.integers(-128, 128, (k, n), dtype=np.int8)
         out = run_engine(q, x, cfg, seed=seed)
-        assert np.array_equal(out["y"], fineq.gemm(q, x)), (m, k, n)
-        assert out["cycles"] == engine_cycles(q.levels(), cfg)["total"], (m, k, n)
+        assert np.array_equal(out.y, fineq.gemm(q, x)), (m, k, n)
+        assert out.cycles == engine_cycles(q.levels(), cfg)["total"], (m, k, n)
         stalled = run_engine(q, x, cfg, stall=0.3, seed=seed + 1)
-        assert np.array_equal(stalled["y"], fineq.gemm(q, x))
-        assert stalled["cycles"] >= out["cycles"]
+        assert np.array_equal(stalled.y, fineq.gemm(q, x))
+        assert stalled.cycles >= out.cycles
 
 
 @pytest.mark.rtl
@@ -95,9 +97,9 @@ def test_native_harness_check_catches_an_injected_error():
     bad = fineq.QuantizedMatrix(packed, q.scales, q.shape)
     out = native.run_engine(bad, x, cfg)
     ref = fineq.gemm(q, x)
-    assert not np.array_equal(out["y"], ref)
-    assert np.array_equal(np.flatnonzero((out["y"] != ref).any(axis=1)), [2])
-    assert np.array_equal(out["y"], fineq.gemm(bad, x))
+    assert not np.array_equal(out.y, ref)
+    assert np.array_equal(np.flatnonzero((out.y != ref).any(axis=1)), [2])
+    assert np.array_equal(out.y, fineq.gemm(bad, x))
 
 
 @pytest.mark.rtl
@@ -105,7 +107,7 @@ def test_native_harness_check_catches_an_injected_error():
 def test_gemm_cli_native_reports_speed(tmp_path, capsys, jobs):
     import json
 
-    from fineq.cli import main
+    from fineq.cli.main import main
 
     np.save(tmp_path / "W.npy", heavy_tailed(9, 40, seed=3))
     np.save(tmp_path / "X.npy", int8_activations(40, 11, seed=4))
@@ -118,7 +120,7 @@ def test_gemm_cli_native_reports_speed(tmp_path, capsys, jobs):
 
 
 def test_package_never_imports_the_testbench():
-    code = ("import sys, fineq, fineq.hw, fineq.hw.native, fineq.hw.streams, fineq.run, fineq.cli; "
+    code = ("import sys, fineq, fineq.hw, fineq.hw.native, fineq.hw.streams, fineq.hw.run, fineq.cli.main; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('fineq_tb', 'tb', 'cocotb', 'pyuvm', 'synth')]; "
             "assert not bad, bad")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -136,7 +138,7 @@ def test_installed_package_runs_the_rtl(tmp_path):
     code = (
         "import numpy as np, fineq\n"
         f"assert fineq.__file__.startswith({str(target)!r}), fineq.__file__\n"
-        "from fineq.run import run_gemm\n"
+        "from fineq.hw.run import run_gemm\n"
         "from fineq.synthetic import heavy_tailed, int8_activations\n"
         "q = fineq.quantize(heavy_tailed(5, 30, seed=1)); x = int8_activations(30, 3, seed=2)\n"
         "r = run_gemm(q, x, 'verilator', rows=8, cols=4, psum_depth=2)\n"
@@ -153,7 +155,7 @@ def test_installed_package_runs_the_rtl(tmp_path):
 def test_rtl_layer_on_a_tiny_llama(tiny_llama, capsys):
     import json
 
-    from fineq.cli import main
+    from fineq.cli.main import main
 
     folder, text = tiny_llama
     assert main(["rtl-layer", "--model", str(folder), "--text", str(text), "--layer", "1", "--tokens", "12",

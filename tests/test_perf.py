@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from fineq import perf, quantize
-from fineq.cli import main
-from fineq.engine import EngineConfig
-from fineq.run import run_gemm
+from fineq import quantize
+from fineq.cli.main import main
+from fineq.engine.config import EngineConfig
+from fineq.engine.cycles import mac_cycle_split
+from fineq.hw.run import run_gemm
+from fineq.perf import layers as perf
 from fineq.synthetic import heavy_tailed, int8_activations
 from fineq_tb import runner
 
@@ -44,11 +46,11 @@ def test_mac_cycles_by_hand():
     # tiles = ceil(20/8) = 3; per run 20 + 3 * (3 + 8 + 4 - 1) = 62; N=5 over COLS=4: 2 runs
     cfg = EngineConfig(8, 4, 16)
     assert perf.mac_cycles(3, 20, 5, cfg) == 124
-    assert perf.mac_cycle_split(3, 20, 5, cfg) == {"preload": 40, "stream": 18, "drain": 66, "total": 124}
+    assert mac_cycle_split(3, 20, 5, cfg) == {"preload": 40, "stream": 18, "drain": 66, "total": 124}
 
 
 def test_fineq_split_matches_engine_model():
-    from fineq.engine import engine_cycles
+    from fineq.engine.cycles import engine_cycles
 
     cfg = EngineConfig(16, 8, 3)
     q = quantize(heavy_tailed(7, 100, seed=8))
@@ -140,7 +142,7 @@ def test_scaled_layers_use_each_type_s_mean_cycles():
 
 
 def test_memory_model():
-    from fineq import memory
+    from fineq.perf import memory
 
     # Horowitz's points come back exactly, and the interpolation is monotone between them
     assert memory.sram_pj_per_byte(32 * 1024) * 8 == pytest.approx(20.0)
@@ -161,7 +163,7 @@ def test_real_workload_from_a_model_folder(tiny_llama, tmp_path):
     from transformers import LlamaForCausalLM
 
     from fineq.errors import FineQError
-    from fineq.workload import real_gemm
+    from fineq.perf.workload import real_gemm
 
     folder, _ = tiny_llama
     lin = "model.layers.1.mlp.down_proj"

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import fineq
-from fineq.quantize import quantize_reference
+from fineq.quant.rules import quantize_reference
 from fineq.synthetic import heavy_tailed
 
 
@@ -157,7 +157,7 @@ def test_dequantize_and_bits():
 
 
 def test_threads_and_chunks_do_not_change_bytes():
-    from fineq.quantize import quantize_arrays
+    from fineq.quant.rules import quantize_arrays
 
     w = heavy_tailed(300, 3000, seed=4)
     a = quantize_arrays(w, workers=1)

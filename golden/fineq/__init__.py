@@ -4,19 +4,20 @@ The contract is ``shared/spec/fineq-format.md``; ``docs/format.md`` restates it
 and records the points the project decided.
 """
 
-from .codec import decode_block, encode_block
-from .engine import EngineConfig
-from .errors import FineQError, FormatError, QuantizationError, QuantizationWarning
-from .fileio import FORMAT_VERSION, load, save
-from .gemm import gemm, gemm_hw
-from .modelfile import load_model, save_model
-from .pack import unpack
-from .qmatrix import QuantizedMatrix, from_levels, quantize
-from .torch_utils import quantize_model
-
-__version__ = "0.1.0"
+from fineq.engine.config import EngineConfig
+from fineq.engine.gemm import gemm, gemm_hw
+from fineq.errors import FineQError, FormatError, QuantizationError, QuantizationWarning
+from fineq.format.codec import decode_block, encode_block
+from fineq.format.fileio import FORMAT_VERSION, load, save
+from fineq.format.pack import unpack
+from fineq.format.qmatrix import QuantizedMatrix, from_levels
+from fineq.llm.modelfile import load_model, save_model
+from fineq.llm.torch_utils import quantize_model
+from fineq.quant.registry import quantize
+from fineq.version import __version__
 
 __all__ = [
+    "__version__",
     "FORMAT_VERSION",
     "EngineConfig",
     "FineQError",

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import FineQError
+from fineq.errors import FineQError
 
 
 def check_output(path: str | os.PathLike[str], force: bool = False,

@@ -8,10 +8,11 @@
 //             output as 3'b000, so every zero leaves the decoder as 000.
 // Purely combinational.
 `default_nettype none
+`include "fineq_defs.vh"
 
 module fineq_decoder (
-  input  wire [55:0] block_i,
-  output wire [71:0] weights_o
+  input  wire [`FINEQ_BLOCK_BITS-1:0]   block_i,
+  output wire [`FINEQ_DECODED_BITS-1:0] weights_o
 );
 
   genvar j;

@@ -12,6 +12,7 @@
 // CLOCK_GATE = 1: acc_q is clocked through a clock gate enabled by en_i (one
 // gate per column); CLOCK_GATE = 0: a plain register with an enable multiplexer.
 `default_nettype none
+`include "fineq_defs.vh"
 
 module fineq_accumulator #(
   parameter integer COLS  = 64,
@@ -32,15 +33,15 @@ module fineq_accumulator #(
 
   initial begin
     if (ACC_W <= SUM_W) begin
-      $error("fineq_accumulator: ACC_W (%0d) must exceed SUM_W (%0d)", ACC_W, SUM_W);
+      $error("%m: ACC_W (%0d) must exceed SUM_W (%0d)", ACC_W, SUM_W);
       $finish;
     end
     if (CLOCK_GATE != 0 && CLOCK_GATE != 1) begin
-      $error("fineq_accumulator: CLOCK_GATE (%0d) must be 0 or 1", CLOCK_GATE);
+      $error("%m: CLOCK_GATE (%0d) must be 0 or 1", CLOCK_GATE);
       $finish;
     end
     if (SHIFT != 0 && SHIFT != 1) begin
-      $error("fineq_accumulator: SHIFT (%0d) must be 0 or 1", SHIFT);
+      $error("%m: SHIFT (%0d) must be 0 or 1", SHIFT);
       $finish;
     end
   end

@@ -1,67 +1,114 @@
-// Signed adder tree with per-input sign application.
+// Signed adder trees, one per column, over N sign-applied terms (the temporal array's column sums).
 //
-// Input i is an IN_W-bit two's-complement value x_i (a PE output) and a sign
-// flag neg_i[i] (the weight's sign). The leaf term is -x_i when neg_i[i], else
-// x_i, sign-extended to IN_W+1 bits (so -(-2^(IN_W-1)) fits). Each level of the
-// binary tree widens by one bit: SUM_W = IN_W + 1 + LEVELS, LEVELS = clog2(N),
-// which cannot overflow: |sum| <= N * 2^(IN_W-1) <= 2^(SUM_W-2).
-// Combinational. Inputs beyond N (up to the next power of 2) are 0.
+// Term (n, c) is the IN_W-bit two's-complement value x(n, c) in data_i[(n*COLS + c)*IN_W +: IN_W] (PE (n, c)'s
+// activation). On a cycle, term n counts if bits_i[n] (its weight's temporal bit, shared by every column)
+// and is negated if neg_i[n] (its weight's sign):
+//   sum_o[c] = sum_n (bits_i[n] ? (neg_i[n] ? -x(n, c) : x(n, c)) : 0).
+// A level-l node holds a value of IN_W + 1 + l bits (the leaves IN_W + 1, so -(-2^(IN_W-1)) fits; the root
+// SUM_W = IN_W + 1 + LEVELS, `FINEQ_SUM_W, LEVELS = clog2(N)), which cannot overflow:
+// |sum| <= N * 2^(IN_W-1) <= 2^(SUM_W-2). Every node is stored SUM_W bits wide, sign-extended from its level's
+// width: the same arrays at every level, which Verilator runs as vectorizable loops, and the level widths that
+// synthesis maps to adders of those widths (docs/microarchitecture.md, "One description").
+// Combinational. Terms beyond N (up to the next power of 2) are 0.
+//
+// Each level is a loop over its nodes (kept rolled in Verilator: unroll_disable) with an inner loop over the
+// columns, so the simulator runs compact code for any ROWS x COLS.
 `default_nettype none
+`include "fineq_defs.vh"
 
 module fineq_adder_tree #(
-  parameter integer N      = 64,
-  parameter integer IN_W   = 8,
-  parameter integer LEVELS = (N > 1) ? $clog2(N) : 1,
-  parameter integer SUM_W  = IN_W + 1 + LEVELS
+  parameter integer N     = 64,
+  parameter integer COLS  = 1,
+  parameter integer IN_W  = 8,
+  parameter integer SUM_W = `FINEQ_SUM_W(IN_W, N)
 ) (
-  input  wire [N*IN_W-1:0] data_i,
-  input  wire [N-1:0]      neg_i,
-  output wire [SUM_W-1:0]  sum_o
+  input  wire [N*COLS*IN_W-1:0] data_i,
+  input  wire [N-1:0]           bits_i,
+  input  wire [N-1:0]           neg_i,
+  output wire [COLS*SUM_W-1:0]  sum_o
 );
 
-  localparam integer NP = 1 << LEVELS;
+  localparam integer LEVELS = `FINEQ_LEVELS(N);
+  localparam integer NP     = 1 << LEVELS;
+  localparam integer ROW_W  = COLS * IN_W;
 
   initial begin
-    if (N < 1) begin
-      $error("fineq_adder_tree: N (%0d) must be positive", N);
+    if (N < 1 || COLS < 1) begin
+      $error("%m: N (%0d) and COLS (%0d) must be positive", N, COLS);
       $finish;
     end
     if (IN_W < 2) begin
-      $error("fineq_adder_tree: IN_W (%0d) must be at least 2", IN_W);
+      $error("%m: IN_W (%0d) must be at least 2", IN_W);
       $finish;
     end
-    if (SUM_W != IN_W + 1 + LEVELS) begin
-      $error("fineq_adder_tree: SUM_W must be IN_W + 1 + LEVELS");
+    if (SUM_W != `FINEQ_SUM_W(IN_W, N)) begin
+      $error("%m: SUM_W (%0d) must be IN_W + 1 + clog2(N) = %0d", SUM_W, `FINEQ_SUM_W(IN_W, N));
       $finish;
     end
   end
 
-  genvar l, n;
+  // The terms' rows as an array (row n = the COLS terms of row n), padded with zero rows to NP.
+  wire [ROW_W-1:0] row [0:NP-1];
+  wire [NP-1:0]    bits = {{(NP-N){1'b0}}, bits_i};
+  wire [NP-1:0]    negs = {{(NP-N){1'b0}}, neg_i};
+
+  genvar n, l, c;
   generate
+    for (n = 0; n < NP; n = n + 1) begin : g_row
+      if (n < N) begin : g_term
+        assign row[n] = data_i[n*ROW_W +: ROW_W];
+      end else begin : g_pad
+        assign row[n] = {ROW_W{1'b0}};
+      end
+    end
+
     for (l = 0; l <= LEVELS; l = l + 1) begin : g_level
-      localparam integer W   = IN_W + 1 + l;
       localparam integer CNT = NP >> l;
-      wire [CNT*W-1:0] node;
+      reg signed [SUM_W-1:0] node [0:CNT-1][0:COLS-1];
       if (l == 0) begin : g_leaf
-        for (n = 0; n < CNT; n = n + 1) begin : g_node
-          if (n < N) begin : g_term
-            wire signed [W-1:0] x = {data_i[n*IN_W+IN_W-1], data_i[n*IN_W +: IN_W]};
-            assign node[n*W +: W] = neg_i[n] ? -x : x;
-          end else begin : g_pad
-            assign node[n*W +: W] = {W{1'b0}};
-          end
+        always @* begin : p_leaf
+          integer i, j;
+          reg [IN_W-1:0]      p;  // the PE's output: its activation on a 1-bit, else 0
+          reg [IN_W:0]        x;  // ... sign-extended to IN_W + 1 bits
+          reg signed [IN_W:0] t;  // ... with the weight's sign applied (sign-extended to SUM_W when stored)
+          /*verilator unroll_disable*/
+          for (i = 0; i < CNT; i = i + 1)
+            for (j = 0; j < COLS; j = j + 1) begin
+              p = bits[i] ? row[i][j*IN_W +: IN_W] : {IN_W{1'b0}};
+              x = {p[IN_W-1], p};
+              t = negs[i] ? -x : x;
+              /* verilator lint_off WIDTHEXPAND */  // sign extension of a signed value: the intent
+              node[i][j] = t;
+              /* verilator lint_on WIDTHEXPAND */
+            end
         end
       end else begin : g_sum
-        for (n = 0; n < CNT; n = n + 1) begin : g_node
-          wire signed [W-2:0] a = g_level[l-1].node[(2*n)*(W-1) +: (W-1)];
-          wire signed [W-2:0] b = g_level[l-1].node[(2*n+1)*(W-1) +: (W-1)];
-          assign node[n*W +: W] = {a[W-2], a} + {b[W-2], b};
+        // A level-l node is the sum of two level-(l-1) nodes: it fits in W = IN_W + 1 + l bits, so it is the
+        // W-bit sum of the operands' low W bits (their values, sign included), sign-extended to SUM_W by the
+        // assignment from a signed W-bit value (no change of value). That gives synthesis each adder's width.
+        localparam integer W = IN_W + 1 + l;
+        always @* begin : p_sum
+          integer i, j;
+          reg [SUM_W-1:0]   a, b;
+          reg signed [W-1:0] s;
+          /*verilator unroll_disable*/
+          for (i = 0; i < CNT; i = i + 1)
+            for (j = 0; j < COLS; j = j + 1) begin
+              a = g_level[l-1].node[2*i][j];
+              b = g_level[l-1].node[2*i+1][j];
+              s = a[W-1:0] + b[W-1:0];
+              /* verilator lint_off WIDTHEXPAND */  // sign extension of a signed value: the intent
+              node[i][j] = s;
+              /* verilator lint_on WIDTHEXPAND */
+            end
         end
       end
     end
-  endgenerate
 
-  assign sum_o = g_level[LEVELS].node;
+    for (c = 0; c < COLS; c = c + 1) begin : g_col
+      assign sum_o[c*SUM_W +: SUM_W] = g_level[LEVELS].node[0][c];
+    end
+  endgenerate
 
 endmodule
 

@@ -14,6 +14,7 @@
 // CLOCK_GATE = 1: the vector register is clocked through a clock gate enabled
 // by load_i; CLOCK_GATE = 0: a plain register with a load multiplexer.
 `default_nettype none
+`include "fineq_defs.vh"
 
 module fineq_temporal_encoder #(
   parameter integer ROWS       = 64,
@@ -34,15 +35,15 @@ module fineq_temporal_encoder #(
 
   initial begin
     if (ROWS < 1) begin
-      $error("fineq_temporal_encoder: ROWS (%0d) must be positive", ROWS);
+      $error("%m: ROWS (%0d) must be positive", ROWS);
       $finish;
     end
     if (CLOCK_GATE != 0 && CLOCK_GATE != 1) begin
-      $error("fineq_temporal_encoder: CLOCK_GATE (%0d) must be 0 or 1", CLOCK_GATE);
+      $error("%m: CLOCK_GATE (%0d) must be 0 or 1", CLOCK_GATE);
       $finish;
     end
     if (CODING != 0 && CODING != 1) begin
-      $error("fineq_temporal_encoder: CODING (%0d) must be 0 (thermometer) or 1 (binary)", CODING);
+      $error("%m: CODING (%0d) must be 0 (thermometer) or 1 (binary)", CODING);
       $finish;
     end
   end

@@ -1,4 +1,4 @@
-"""fineq_beat_decoder (BPV decoders, skip, K mask) against fineq.engine.decode_beat."""
+"""fineq_beat_decoder (BPV decoders, skip, K mask) against fineq.engine.schedule.decode_beat."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import cocotb
 import pytest
 from cocotb.triggers import Timer
 
-from fineq import codec
-from fineq.engine import EngineConfig, beat_window, decode_beat
+from fineq.engine.config import EngineConfig
+from fineq.engine.schedule import beat_window, decode_beat
+from fineq.format import codec
 from fineq_tb import clocking, runner
 from fineq_tb.scoreboard import Scoreboard
 

@@ -1,7 +1,7 @@
-"""fineq_decoder against the bit-level golden codec (fineq.codec), bit-exactly.
+"""fineq_decoder against the bit-level golden codec (fineq.format.codec), bit-exactly.
 
 Driver: puts a 56-bit block on block_i. Input monitor: reads block_i back from
-the DUT and feeds the model (fineq.codec.decode_word -> weights_bus). Output
+the DUT and feeds the model (fineq.format.codec.decode_word -> weights_bus). Output
 monitor: reads weights_o. Scoreboard: compares in order.
 """
 
@@ -11,7 +11,7 @@ import cocotb
 import pytest
 from cocotb.triggers import Timer
 
-from fineq import codec
+from fineq.format import codec
 from fineq_tb import clocking, runner
 from fineq_tb.scoreboard import Scoreboard
 

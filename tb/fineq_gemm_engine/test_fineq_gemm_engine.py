@@ -5,7 +5,7 @@
                                    engine_cycles) --expected--> GemmScoreboard <--actual-- OutputMonitor
 
 The model sees only what the input monitor observed on the DUT's ports: it
-rebuilds the packed weights and X from the beats (fineq.engine's documented
+rebuilds the packed weights and X from the beats (fineq.engine.schedule's documented
 order) and calls fineq.gemm. When a run had no stall on any stream, the
 scoreboard also holds the DUT's cycle counter to the cycle model.
 """
@@ -36,9 +36,11 @@ from pyuvm import (
 )
 
 import fineq
-from fineq.codec import BLOCK_BYTES
-from fineq.engine import CODINGS, EngineConfig, act_rows, beat_window, engine_cycles, schedule
-from fineq.hw.streams import act_stream, weight_stream
+from fineq.engine.config import CODINGS, EngineConfig
+from fineq.engine.cycles import engine_cycles
+from fineq.engine.schedule import act_rows, beat_window, schedule
+from fineq.format.codec import BLOCK_BYTES
+from fineq.hw.job import Job, make_job, read_job
 from fineq.synthetic import heavy_tailed
 from fineq_tb import clocking, runner
 from fineq_tb.streams import StreamMonitor, StreamSink, StreamSource, wait_reset_released
@@ -47,12 +49,11 @@ from fineq_tb.streams import StreamMonitor, StreamSink, StreamSource, wait_reset
 
 
 class GemmItem(uvm_sequence_item):
-    """One GEMM: quantized weights, int8 activations (N <= COLS), stall probabilities."""
+    """One GEMM as a :class:`fineq.hw.job.Job` (the job every backend runs: streams, stalls, watchdog)."""
 
-    def __init__(self, name: str, q: fineq.QuantizedMatrix, x: np.ndarray, stall: float = 0.0,
-                 label: str = "") -> None:
+    def __init__(self, name: str, job: Job, label: str = "") -> None:
         super().__init__(name)
-        self.q, self.x, self.stall, self.label = q, x, stall, label
+        self.job, self.stall, self.label = job, job.stall, label
 
 
 @dataclass
@@ -145,10 +146,24 @@ def case_list(kind: str, cfg: EngineConfig, rng: random.Random) -> list[Case]:
 # ----------------------------------------------------------------------------- sequence, driver
 
 
+def enumerate_cases(cases: list, cfg: EngineConfig) -> list[tuple[str, Job]]:
+    """Each case as ``(label, Job)``: a ``(label, q, x, stall)`` case becomes the job every backend runs (its
+    watchdog from the cycle model); a ``(label, Job)`` case (a job file) is taken as it is."""
+    out = []
+    for case in cases:
+        if len(case) == 2:
+            out.append(case)
+        else:
+            label, q, x, stall = case
+            out.append((label, make_job(q, x.astype(np.int8), cfg, engine_cycles(q.levels(), cfg)["total"], stall)))
+    return out
+
+
 class GemmSeq(uvm_sequence):
     async def body(self) -> None:
-        for label, q, x, stall in ConfigDB().get(None, "", "CASES"):
-            item = GemmItem(label, q, x, stall, label)
+        cfg: EngineConfig = ConfigDB().get(None, "", "ENGINE")
+        for label, case in enumerate_cases(ConfigDB().get(None, "", "CASES"), cfg):
+            item = GemmItem(label, case, label)
             await self.start_item(item)
             await self.finish_item(item)
 
@@ -162,10 +177,8 @@ class GemmDriver(uvm_driver):
         self.rng: random.Random = ConfigDB().get(self, "", "RNG")
 
     def beats(self, item: GemmItem) -> tuple[list[int], list[int]]:
-        q, cfg = item.q, self.cfg
-        m, k = q.shape
-        act = [int.from_bytes(b.tobytes(), "little") for b in act_stream(item.x.astype(np.int8), k, m, cfg)]
-        wgt = [int.from_bytes(b.tobytes(), "little") for b in weight_stream(q, cfg)]
+        act = [int.from_bytes(b.tobytes(), "little") for b in item.job.act]
+        wgt = [int.from_bytes(b.tobytes(), "little") for b in item.job.wgt]
         return act, wgt
 
     async def run_phase(self) -> None:
@@ -180,8 +193,8 @@ class GemmDriver(uvm_driver):
             self.seq_item_port.item_done()
 
     async def drive(self, item: GemmItem) -> None:
-        d, cfg = self.dut, self.cfg
-        m, k = item.q.shape
+        d = self.dut
+        m, k = item.job.m, item.job.k
         act, wgt = self.beats(item)
         self.logger.info("GEMM %s: %d act beats, %d weight beats, stall %.1f", item.label, len(act), len(wgt),
                          item.stall)
@@ -199,7 +212,7 @@ class GemmDriver(uvm_driver):
         await RisingEdge(d.clk_i)
         await FallingEdge(d.clk_i)
         d.start_i.value = 0
-        limit = 20 * engine_cycles(item.q.levels(), cfg)["total"] + 2000
+        limit = item.job.max_cycles
         for _ in range(limit):
             await RisingEdge(d.clk_i)
             if int(d.done_o.value):
@@ -477,9 +490,7 @@ class GemmFileTest(GemmBaseTest):
         job = os.environ.get("FINEQ_JOB")
         if not job:
             return []
-        with np.load(job) as z:
-            q = fineq.QuantizedMatrix(z["packed"], z["scales"], tuple(int(v) for v in z["shape"]))
-            return [("file", q, z["x"], float(z["stall"]))]
+        return [("file", read_job(job, self.cfg.coding, self.cfg.psum_depth))]
 
     def report_phase(self) -> None:
         super().report_phase()

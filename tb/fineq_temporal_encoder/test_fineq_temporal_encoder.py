@@ -12,8 +12,9 @@ import cocotb
 import pytest
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from fineq import codec
-from fineq.engine import CODINGS, vector_length
+from fineq.engine.config import CODINGS
+from fineq.engine.cycles import vector_length
+from fineq.format import codec
 from fineq_tb import clocking, runner
 from fineq_tb.scoreboard import Scoreboard
 
@@ -21,7 +22,7 @@ from fineq_tb.scoreboard import Scoreboard
 class Model:
     """Thermometer (spec section 8): bit t of magnitude u is (t < u). Binary: with some u >= 2, cycle 0
     sends bit 1 of every u (shift 1), cycle 1 bit 0; otherwise one cycle of bit 0. A vector lasts
-    ``fineq.engine.vector_length`` cycles."""
+    ``fineq.engine.cycles.vector_length`` cycles."""
 
     def __init__(self, rows: int, coding: int) -> None:
         self.rows, self.coding, self.vec, self.cnt = rows, coding, [0] * rows, 0

@@ -20,7 +20,7 @@ import pytest
 from cocotb.triggers import FallingEdge, RisingEdge
 
 import fineq
-from fineq.codec import weights_bus
+from fineq.format.codec import weights_bus
 from fineq.synthetic import heavy_tailed
 from fineq_tb import clocking, runner
 from fineq_tb.scoreboard import Scoreboard

@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import EngineConfig, engine_cycles
-from ..errors import FineQError
-from ..qmatrix import QuantizedMatrix
-from .native import cache_dir
-from .sources import rtl_sources, testbench_source
-from .streams import act_stream, weight_stream
+from fineq.engine.config import EngineConfig
+from fineq.engine.cycles import engine_cycles
+from fineq.errors import FineQError
+from fineq.format.qmatrix import QuantizedMatrix
+from fineq.hw.job import EngineRun, Job, make_job
+from fineq.hw.native import cache_dir
+from fineq.hw.sources import HEADER, include_dirs, rtl_sources, testbench_source
 
 
 def build(cfg: EngineConfig, rtl_dir: str | os.PathLike[str] | None = None) -> tuple[Path, float]:
@@ -30,8 +31,9 @@ def build(cfg: EngineConfig, rtl_dir: str | os.PathLike[str] | None = None) -> t
         raise FineQError("the icarus backend needs Icarus Verilog (apt-get install iverilog; scripts/setup.sh)")
     rdir = Path(rtl_dir) if rtl_dir is not None else None
     srcs = [testbench_source(), *rtl_sources(rdir)]
+    incs = include_dirs(rdir)
     h = hashlib.sha256(repr(cfg.params).encode())
-    for p in srcs:
+    for p in [*srcs, *(d / HEADER for d in incs)]:
         h.update(p.read_bytes())
     out = cache_dir() / f"icarus-{cfg.name}-{h.hexdigest()[:16]}.vvp"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -44,7 +46,7 @@ def build(cfg: EngineConfig, rtl_dir: str | os.PathLike[str] | None = None) -> t
         t0 = time.perf_counter()
         proc = subprocess.run(["iverilog", "-g2005", "-s", "fineq_engine_tb",
                                *[f"-Pfineq_engine_tb.{k}={v}" for k, v in cfg.params.items()],
-                               "-o", tmp, *map(str, srcs)], capture_output=True, text=True)
+                               *[f"-I{d}" for d in incs], "-o", tmp, *map(str, srcs)], capture_output=True, text=True)
         if proc.returncode != 0:
             Path(tmp).unlink(missing_ok=True)
             raise FineQError(f"iverilog failed: {' | '.join(proc.stderr.strip().splitlines()[-3:])}")
@@ -52,30 +54,16 @@ def build(cfg: EngineConfig, rtl_dir: str | os.PathLike[str] | None = None) -> t
         return out, time.perf_counter() - t0
 
 
-def _hex_lines(beats: np.ndarray) -> str:
-    """One hex word per beat, byte 0 in the low bits."""
-    return "".join(bytes(row[::-1]).hex() + "\n" for row in beats)
-
-
-def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, stall: float = 0.0, seed: int = 0,
-               rtl_dir: str | os.PathLike[str] | None = None, vcd: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """One engine run (``x.shape[1] <= cfg.cols``) on Icarus; returns the same keys as the native harness.
-    ``vcd``: dump the waves of the whole testbench to this file."""
-    if x.shape[1] > cfg.cols:
-        raise FineQError(f"N={x.shape[1]} exceeds COLS={cfg.cols}; tile N in the caller (fineq.run)")
-    vvp, build_secs = build(cfg, rtl_dir)
-    m = q.shape[0]
-    act, wgt = act_stream(x, q.shape[1], m, cfg), weight_stream(q, cfg)
-    limit = 20 * engine_cycles(q.levels(), cfg)["total"] + 2000
-    if stall > 0:
-        limit = int(limit / (1 - stall) ** 3) + 2000
+def run_job(job: Job, rtl_dir: str | os.PathLike[str] | None = None,
+            vcd: str | os.PathLike[str] | None = None) -> EngineRun:
+    """Run one :class:`~fineq.hw.job.Job` on Icarus (the engine as synthesized, CLOCK_GATE=1). ``vcd``: dump the
+    waves of the whole testbench to this file."""
+    vvp, build_secs = build(job.cfg, rtl_dir)
+    m, cols = job.m, job.cfg.cols
     with tempfile.TemporaryDirectory(prefix="fineq-icarus-") as d:
         dp = Path(d)
-        (dp / "act.hex").write_text(_hex_lines(act))
-        (dp / "wgt.hex").write_text(_hex_lines(wgt))
-        args = ["vvp", "-n", str(vvp), f"+act={dp / 'act.hex'}", f"+wgt={dp / 'wgt.hex'}", f"+out={dp / 'out.txt'}",
-                f"+m={m}", f"+k={q.shape[1]}", f"+nact={len(act)}", f"+nwgt={len(wgt)}",
-                f"+stall={int(round(100 * stall))}", f"+seed={seed + 1}", f"+limit={limit}"]
+        jf = job.write(dp / "job.bin")
+        args = ["vvp", "-n", str(vvp), f"+job={jf}", f"+out={dp / 'out.txt'}"]
         if vcd is not None:
             args.append(f"+vcd={Path(vcd).resolve()}")
         t0 = time.perf_counter()
@@ -89,9 +77,21 @@ def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, stall: floa
     rows = [ln[2:] for ln in text.splitlines() if ln.startswith("R ")]
     cyc_line = next(ln for ln in text.splitlines() if ln.startswith("C "))
     cycles, sim_cycles = (int(v) for v in cyc_line.split()[1:3])
-    y = np.zeros((m, cfg.cols), dtype=np.int64)
+    if len(rows) != m:
+        raise FineQError(f"the RTL run failed: {len(rows)} output rows, expected {m}")
+    y = np.zeros((m, cols), dtype=np.int64)
     for i, h in enumerate(rows):
-        raw = bytes.fromhex(h.rjust(cfg.cols * 8, "0"))[::-1]
+        raw = bytes.fromhex(h.rjust(cols * 8, "0"))[::-1]
         y[i] = np.frombuffer(raw, dtype="<i4")
-    return {"y": y[:, : x.shape[1]], "cycles": cycles, "sim_cycles": sim_cycles, "sim_seconds": secs,
-            "cycles_per_second": sim_cycles / secs if secs > 0 else float("inf"), "build_seconds": build_secs}
+    extra: dict[str, object] = {"waves": str(Path(vcd).resolve())} if vcd is not None else {}
+    return EngineRun(y, cycles, secs, sim_cycles, build_secs, extra)
+
+
+def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, stall: float = 0.0, seed: int = 0,
+               model_cycles: int | None = None, **kw: Any) -> EngineRun:
+    """One engine run (``x.shape[1] <= cfg.cols``) on Icarus; ``kw`` as :func:`run_job`."""
+    if model_cycles is None:
+        model_cycles = engine_cycles(q.levels(), cfg)["total"]
+    out = run_job(make_job(q, x, cfg, model_cycles, stall, seed), **kw)
+    out.y = out.y[:, : x.shape[1]]
+    return out

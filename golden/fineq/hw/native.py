@@ -5,9 +5,8 @@
 configuration and caches the binary by a hash of the sources, parameters and
 flags (``FINEQ_HW_CACHE``, default ``~/.cache/fineq/hw``; concurrent builds of
 one configuration wait for each other). :func:`run_engine` writes a job file
-(the activation and weight streams, :mod:`fineq.hw.streams`), runs the binary
-and reads Y and the engine's cycle counter back. One run covers ``N <= COLS``;
-:func:`fineq.run.run_gemm` tiles larger N.
+(:mod:`fineq.hw.job`), runs the binary and reads Y and the engine's cycle counter
+back. One run covers ``N <= COLS``; :func:`fineq.hw.run.run_gemm` tiles larger N.
 """
 
 from __future__ import annotations
@@ -26,24 +25,24 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import EngineConfig, engine_cycles
-from ..errors import FineQError
-from ..qmatrix import QuantizedMatrix
-from .sources import harness_source, rtl_sources
-from .streams import act_stream, weight_stream
+from fineq.engine.config import EngineConfig
+from fineq.engine.cycles import engine_cycles
+from fineq.errors import FineQError
+from fineq.format.qmatrix import QuantizedMatrix
+from fineq.hw.job import EngineRun, Job, make_job
+from fineq.hw.sources import HEADER, harness_source, include_dirs, rtl_sources
 
 TOP = "fineq_gemm_engine"
 #: C++ optimization of the model (-O3; -O2 is within a few percent, -O1 and -Os slower; docs/microarchitecture.md).
 CXX_OPT = "-O3"
 DEFAULT_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert")
-#: The engine's form on the product path: CLOCK_GATE=0 (registers with load enables instead of 4,000+ gated
-#: clocks) and LOOPS=1 (the PE array's loop description, rtl/pe_array/fineq_pe_array.v). Same Y and cycles as the
-#: clock-gated structural engine that is synthesized (tests/test_hw.py runs the three :data:`FORMS`); Verilator
-#: runs the 64x64 engine 2.4x faster than the structural ungated form (make measure; docs/microarchitecture.md).
+#: The engine on the product path is built with CLOCK_GATE=0 (registers with load enables instead of gated clocks):
+#: the one description of the datapath that is synthesized, with the one parameter that changes no bit and no cycle
+#: (docs/microarchitecture.md, "One description"; tests/test_hw.py runs both :data:`FORMS`).
 CLOCK_GATE = False
-#: The engine forms the harness builds, by name: ``(clock_gate, loops)``. ``loops`` is the product path,
-#: ``plain`` the structural ungated engine, ``gated`` the engine as synthesized.
-FORMS = {"loops": (False, True), "plain": (False, False), "gated": (True, False)}
+#: The engine forms the harness builds, by name: the CLOCK_GATE parameter. ``plain`` is the product path,
+#: ``gated`` the engine exactly as synthesized.
+FORMS = {"plain": False, "gated": True}
 
 
 def cache_dir() -> Path:
@@ -72,29 +71,25 @@ def verilator_env() -> dict[str, str]:
 
 
 def _key(cfg: EngineConfig, flags: tuple[str, ...], threads: int, cxx_opt: str, rtl_dir: Path | None,
-         clock_gate: bool, loops: bool) -> str:
+         clock_gate: bool) -> str:
     h = hashlib.sha256()
-    for p in [harness_source(), *rtl_sources(rtl_dir)]:
+    for p in [harness_source(), *rtl_sources(rtl_dir), *(d / HEADER for d in include_dirs(rtl_dir))]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
-    h.update(repr((cfg.params, flags, threads, cxx_opt, clock_gate, loops)).encode())
+    h.update(repr((cfg.params, flags, threads, cxx_opt, clock_gate)).encode())
     return h.hexdigest()[:16]
 
 
 def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tuple[str, ...] = DEFAULT_FLAGS,
           rtl_dir: str | os.PathLike[str] | None = None, log: Any = None,
-          clock_gate: bool = CLOCK_GATE, loops: bool | None = None) -> tuple[Path, float]:
+          clock_gate: bool = CLOCK_GATE) -> tuple[Path, float]:
     """Build (or reuse) the harness binary for ``cfg``. Returns ``(binary, build seconds; 0 if cached)``.
 
-    ``clock_gate`` sets the engine's CLOCK_GATE parameter (see :data:`CLOCK_GATE`); ``loops`` its LOOPS
-    parameter (default: ``not clock_gate``; LOOPS=1 needs CLOCK_GATE=0).
+    ``clock_gate`` sets the engine's CLOCK_GATE parameter (see :data:`CLOCK_GATE`).
     """
-    loops = (not clock_gate) if loops is None else loops
-    if loops and clock_gate:
-        raise FineQError("the PE array's loop description (LOOPS=1) has no clock gates: use clock_gate=False")
     rdir = Path(rtl_dir) if rtl_dir is not None else None
-    key = _key(cfg, flags, threads, cxx_opt, rdir, clock_gate, loops)
-    form = ("-loops" if loops else "-ng") if not clock_gate else ""
+    key = _key(cfg, flags, threads, cxx_opt, rdir, clock_gate)
+    form = "" if clock_gate else "-ng"
     out = cache_dir() / f"engine-{cfg.name}{form}-t{threads}-{key}"
     binary = out / "fineq_engine"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -105,12 +100,11 @@ def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tu
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "-Wno-fatal", *flags,
                "--top-module", TOP, *[f"-G{k}={v}" for k, v in cfg.params.items()],
-               f"-GCLOCK_GATE={int(clock_gate)}", f"-GLOOPS={int(loops)}",
+               f"-GCLOCK_GATE={int(clock_gate)}",
                "-CFLAGS", cxx_opt, "-CFLAGS", "-std=c++17", "--Mdir", str(tmp / "obj"), "-o", "fineq_engine"]
         if threads > 1:
             cmd += ["--threads", str(threads)]
-        for d in sorted({p.parent for p in rtl_sources(rdir)}):
-            cmd.append(f"-I{d}")
+        cmd += [f"-I{d}" for d in include_dirs(rdir)]
         cmd += [str(harness_source()), *map(str, rtl_sources(rdir))]
         env = verilator_env()
         env["MAKEFLAGS"] += f" OPT_FAST={cxx_opt} OPT_SLOW={cxx_opt} OPT_GLOBAL={cxx_opt}"
@@ -123,63 +117,47 @@ def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tu
             raise FineQError(f"Verilator build failed (log: {tmp / 'build.log'}): {' | '.join(tail)}")
         shutil.move(str(tmp / "obj" / "fineq_engine"), str(tmp / "fineq_engine"))
         shutil.rmtree(tmp / "obj", ignore_errors=True)
-        print(f"built {TOP} {cfg.rows}x{cfg.cols}, CLOCK_GATE={int(clock_gate)} LOOPS={int(loops)} "
+        print(f"built {TOP} {cfg.rows}x{cfg.cols}, CLOCK_GATE={int(clock_gate)} "
               f"(Verilator {' '.join(flags)}, C++ {cxx_opt}, "
               f"{threads} thread(s)) in {secs:.0f} s", file=log or sys.stderr, flush=True)
         os.replace(tmp, out)
         return binary, secs
 
 
-def write_job(path: Path, q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, stall: float, seed: int,
-              max_cycles: int) -> None:
-    act = act_stream(x, q.shape[1], q.shape[0], cfg)
-    wgt = weight_stream(q, cfg)
-    with open(path, "wb") as f:
-        f.write(b"FQJOB001")
-        f.write(struct.pack("<8I", cfg.rows, cfg.cols, cfg.bpv, q.shape[0], q.shape[1], act.shape[0], wgt.shape[0],
-                            seed & 0xFFFFFFFF))
-        f.write(struct.pack("<dQ", stall, max_cycles))
-        f.write(act.tobytes())
-        f.write(wgt.tobytes())
-
-
-def read_result(path: Path, m: int, cols: int) -> dict[str, Any]:
+def read_result(path: Path, m: int, cols: int) -> tuple[np.ndarray, int, int, float]:
+    """``(Y int64 [M, COLS], engine cycles, simulated cycles, seconds)`` from the harness's result file."""
     data = path.read_bytes()
-    if data[:8] != b"FQRES001":
-        raise FineQError(f"{path}: not a harness result file")
+    if data[:8] != b"FQRES001" or len(data) != 40 + 4 * m * cols:
+        raise FineQError(f"{path}: not a complete harness result file")
     rm, rc = struct.unpack_from("<2I", data, 8)
     cycles, sim_cycles, secs = struct.unpack_from("<QQd", data, 16)
     if (rm, rc) != (m, cols):
         raise FineQError(f"{path}: result is {rm}x{rc}, expected {m}x{cols}")
     y = np.frombuffer(data, dtype="<i4", count=m * cols, offset=40).reshape(m, cols)
-    return {"y": y.astype(np.int64), "cycles": int(cycles), "sim_cycles": int(sim_cycles), "sim_seconds": secs}
+    return y.astype(np.int64), int(cycles), int(sim_cycles), float(secs)
 
 
-def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, stall: float = 0.0, seed: int = 0,
-               threads: int = 1, cxx_opt: str = CXX_OPT, rtl_dir: str | os.PathLike[str] | None = None,
-               log: Any = None, clock_gate: bool = CLOCK_GATE,
-               flags: tuple[str, ...] = DEFAULT_FLAGS, loops: bool | None = None) -> dict[str, Any]:
-    """One engine run (``x.shape[1] <= cfg.cols``) on the native harness.
-
-    Returns ``{"y" int64 [M, N], "cycles" (the engine's counter), "sim_seconds", "cycles_per_second",
-    "build_seconds"}``.
-    """
-    if x.shape[1] > cfg.cols:
-        raise FineQError(f"N={x.shape[1]} exceeds COLS={cfg.cols}; tile N in the caller (fineq.run)")
-    binary, build_secs = build(cfg, threads=threads, cxx_opt=cxx_opt, flags=flags, rtl_dir=rtl_dir, log=log,
-                               clock_gate=clock_gate, loops=loops)
-    limit = 20 * engine_cycles(q.levels(), cfg)["total"] + 2000
-    if stall > 0:
-        limit = int(limit / (1 - stall) ** 3) + 2000
+def run_job(job: Job, threads: int = 1, cxx_opt: str = CXX_OPT, rtl_dir: str | os.PathLike[str] | None = None,
+            log: Any = None, clock_gate: bool = CLOCK_GATE, flags: tuple[str, ...] = DEFAULT_FLAGS) -> EngineRun:
+    """Run one :class:`~fineq.hw.job.Job` on the native harness (built or reused for its configuration)."""
+    binary, build_secs = build(job.cfg, threads=threads, cxx_opt=cxx_opt, flags=flags, rtl_dir=rtl_dir, log=log,
+                               clock_gate=clock_gate)
     with tempfile.TemporaryDirectory(prefix="fineq-job-") as d:
-        job, res = Path(d) / "job.bin", Path(d) / "result.bin"
-        write_job(job, q, x, cfg, stall, seed, limit)
-        proc = subprocess.run([str(binary), str(job), str(res)], capture_output=True, text=True)
+        jf, res = job.write(Path(d) / "job.bin"), Path(d) / "result.bin"
+        proc = subprocess.run([str(binary), str(jf), str(res)], capture_output=True, text=True)
         if proc.returncode != 0:
             msg = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
             raise FineQError(f"the RTL run failed: {msg}")
-        out = read_result(res, q.shape[0], cfg.cols)
-    out["y"] = out["y"][:, : x.shape[1]]
-    out["cycles_per_second"] = out["sim_cycles"] / out["sim_seconds"] if out["sim_seconds"] > 0 else float("inf")
-    out["build_seconds"] = build_secs
+        y, cycles, sim_cycles, secs = read_result(res, job.m, job.cfg.cols)
+    return EngineRun(y, cycles, secs, sim_cycles, build_secs)
+
+
+def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, stall: float = 0.0, seed: int = 0,
+               model_cycles: int | None = None, **kw: Any) -> EngineRun:
+    """One engine run (``x.shape[1] <= cfg.cols``) on the native harness; ``kw`` as :func:`run_job`.
+    ``model_cycles``: the cycle model's count (computed here if not given) sets the watchdog."""
+    if model_cycles is None:
+        model_cycles = engine_cycles(q.levels(), cfg)["total"]
+    out = run_job(make_job(q, x, cfg, model_cycles, stall, seed), **kw)
+    out.y = out.y[:, : x.shape[1]]
     return out

@@ -1,20 +1,20 @@
 """The engine's input streams as byte arrays, in the order the engine takes them.
 
-The same loop nest as :mod:`fineq.engine` (``schedule``, ``act_rows``,
+The same loop nest as :mod:`fineq.engine.schedule` (``schedule``, ``act_rows``,
 ``weight_beat``), vectorized: for each chunk of ``PSUM_DEPTH`` rows of M and
 each K tile ``t``, the activation beats are rows ``ROWS*t ..`` of X (one byte
 per lane, lanes past N zero) and the weight beats are, for every row of the
 chunk, the ``BPV`` blocks starting at block ``ROWS*t // 24`` (zeros past the
-row). Tests hold these equal to the per-beat functions of :mod:`fineq.engine`.
+row). Tests hold these equal to the per-beat functions of :mod:`fineq.engine.schedule`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..codec import BLOCK_BYTES, BLOCK_WEIGHTS
-from ..engine import EngineConfig, tiles
-from ..qmatrix import QuantizedMatrix
+from fineq.engine.config import EngineConfig, tiles
+from fineq.format.codec import BLOCK_BYTES, BLOCK_WEIGHTS
+from fineq.format.qmatrix import QuantizedMatrix
 
 
 def act_stream(x: np.ndarray, k: int, m: int, cfg: EngineConfig) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""The command line (layer 8, the top): the parser and every command's handler."""

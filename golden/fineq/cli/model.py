@@ -1,0 +1,98 @@
+"""Handlers of the model commands: ``fineq eval | quantize-model | rtl-layer``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fineq.cli.options import check_engine_options
+from fineq.errors import FineQError
+from fineq.quant.registry import QUANTIZERS
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    from fineq.llm.evaluate import chart, log, parse_methods, run, table
+    from fineq.outputs import check_output, write_text_atomic
+
+    if a.list_methods:
+        for name in QUANTIZERS:
+            print(name)
+        return 0
+    if not a.model:
+        raise FineQError("--model is required (a folder, a .gguf file, or 'smollm2')")
+    names = parse_methods(a.methods)
+    outs = [Path(p) for p in (a.json, a.chart) if p]
+    for p in outs:
+        check_output(p, force=a.force, inputs=[a.text] if a.text else [])
+    if a.chart and Path(a.chart).suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise FineQError(f"--chart {a.chart}: use a .png, .svg or .pdf file name")
+    doc = run(a.model, a.text, names, a.seq or [256], a.max_windows, a.max_tokens, a.int8_activations,
+              a.calib_samples, a.calib_seq, tuple(a.skip or ()))
+    print(table(doc))
+    if a.json:
+        write_text_atomic(Path(a.json), json.dumps(doc, indent=1))
+        log(f"wrote {a.json}")
+    if a.chart:
+        chart(doc, Path(a.chart))
+        log(f"wrote {a.chart}")
+    line = {"model": doc["model"], "reference": doc["reference"], "tokens": doc["tokens"],
+            "results": [{k: r[k] for k in ("method", "bits", "seq", "ppl", *(("ppl_int8",) if a.int8_activations
+                                                                                else ()))} for r in doc["results"]]}
+    print(json.dumps(line))
+    return 0
+
+
+def cmd_quantize_model(a: argparse.Namespace) -> int:
+    """``fineq quantize-model``: quantize a model's decoder linears with a FineQ mode and save them."""
+    import sys
+    import time
+
+    from fineq.engine.cycles import level_stats
+    from fineq.llm import corpus
+    from fineq.llm.apply import bits_per_weight, timed_apply
+    from fineq.llm.modelfile import save_model
+    from fineq.llm.models import load
+    from fineq.outputs import check_output
+    from fineq.quant.registry import for_mode
+
+    out = Path(a.output)
+    check_output(out, force=a.force)
+    m = for_mode(a.mode)
+    t0 = time.perf_counter()
+    lm = load(a.model)
+    print(f"model {lm.name}: {lm.reference}, loaded in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    calib = None
+    if m.calibrated:
+        raw, desc = corpus.read_text(a.text)
+        calib = corpus.split(corpus.tokenize(lm.tokenizer, raw), a.calib_samples, a.calib_seq).calib
+        print(f"calibration: {calib.shape[0]} x {calib.shape[1]} tokens of {desc}", file=sys.stderr)
+    res, sec = timed_apply(lm.model, m, calib, tuple(a.skip or ()))
+    qms = {n: r.qmatrix for n, r in res.items()}
+    save_model(out, qms, a.mode, a.model if str(a.model) == "smollm2" else str(Path(a.model).resolve()))
+    bits = bits_per_weight(res, lm.model)
+    hw = level_stats([q.levels() for q in qms.values()])
+    print(f"wrote {out}: {len(qms)} linears, mode {a.mode}, {bits:.3f} bits/weight, quantized in {sec:.1f} s; "
+          f"{100 * hw['nonzero_levels']:.1f}% non-zero levels, {hw['cycles_per_vector']:.2f} temporal cycles "
+          f"per 64-weight vector")
+    return 0
+
+
+def cmd_rtl_layer(a: argparse.Namespace) -> int:
+    from fineq.apps.rtl_layer import run_layer
+    from fineq.engine.config import EngineConfig
+
+    check_engine_options(a)
+
+    def report(row: dict[str, object]) -> None:
+        print(f"{row['linear']:<36}{row['m']:>6}{row['k']:>6}  bit-exact {row['bit_exact']}  cycles "
+              f"{row['cycles']:>9,} (model {row['model_cycles']:,})  {row['sim_seconds']:.2f} s sim  "
+              f"rel. error {row['rel_error_vs_float']:.4f}", flush=True)
+
+    doc = run_layer(a.model, a.layer, a.tokens, a.text, a.mode, a.backend,
+                    EngineConfig(a.rows, a.cols, a.psum_depth, a.coding), a.jobs, report)
+    tot = doc["total"]
+    print(f"layer {a.layer}: {tot['cycles']:,} cycles, {tot['sim_seconds']} s of simulation, "
+          f"bit-exact {tot['all_bit_exact']}, cycles = model {tot['all_cycles_match']}, {tot['wall_seconds']} s in all")
+    print(json.dumps(doc))
+    return 0 if tot["all_bit_exact"] and tot["all_cycles_match"] else 1

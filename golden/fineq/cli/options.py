@@ -1,0 +1,47 @@
+"""Options and input checks shared by the command handlers; the backend and coding choices come from their
+registries (:data:`fineq.hw.run.BACKENDS`, :data:`fineq.engine.config.CODINGS`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from fineq.engine.config import CODINGS
+from fineq.errors import FineQError
+from fineq.hw.run import BACKENDS
+
+
+#: Simulation speed of the 64x64 engine through fineq.hw, measured (Verilator: ``make measure``; Icarus: a
+#: 128 x 256 x 16 GEMM), for estimates; scaled by 4096 / (ROWS * COLS) for other arrays.
+def load_npy(path: str, what: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise FineQError(f"{what} file {path} does not exist")
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise FineQError(f"{what} file {path} is not a readable .npy array: {e}") from e
+
+
+RTL_CYCLES_PER_SECOND = {"verilator": 150_000, "icarus": 6}
+
+
+def engine_options(p: argparse.ArgumentParser, backend: str, backend_help: str, jobs_help: str) -> None:
+    """The RTL engine's options, shared by gemm and rtl-layer (checked by :func:`check_engine_options`)."""
+    p.add_argument("--backend", choices=BACKENDS, default=backend, help=backend_help)
+    p.add_argument("--rows", type=int, default=64, help="engine ROWS, the K tile (default 64)")
+    p.add_argument("--cols", type=int, default=64, help="engine COLS, the N tile (default 64)")
+    p.add_argument("--psum-depth", type=int, default=256, help="engine PSUM_DEPTH, rows of M per chunk (default 256)")
+    p.add_argument("--coding", choices=CODINGS, default=CODINGS[0],
+                   help="temporal coding: the paper's thermometer (default) or the binary-weighted variant")
+    p.add_argument("--jobs", type=int, help=jobs_help)
+
+
+def check_engine_options(a: argparse.Namespace) -> None:
+    if a.jobs is not None and a.jobs < 1:
+        raise FineQError(f"--jobs must be positive, got {a.jobs}")
+    for name in ("rows", "cols", "psum_depth"):
+        if getattr(a, name) < 1:
+            raise FineQError(f"--{name.replace('_', '-')} must be positive, got {getattr(a, name)}")

@@ -1,0 +1,97 @@
+"""Exact integer GEMM ``Y = V @ X`` on decoded levels.
+
+``V`` int8 ``[M, K]`` in -3..+3, ``X`` int8 ``[K, N]``. Every product is at most
+``3 * 128 = 384`` in magnitude, so ``|Y| <= 384 * K``: int32 holds it for
+``K <= 5,592,405`` and the engine accepts ``K <= 4,194,303`` (22-bit field).
+The result is int64 ``[M, N]`` (exact for any K).
+
+Two paths: :func:`gemm` (float64 BLAS on values that are all exact in float64,
+since ``384 * K < 2**53``) and :func:`gemm_hw` (walks M chunks, K tiles, weight
+vectors and temporal cycles in the accelerator's order; see
+``docs/microarchitecture.md``). Tests hold them equal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fineq.engine.config import EngineConfig
+from fineq.engine.schedule import act_rows, decode_beat, schedule, weight_beat
+from fineq.errors import FineQError
+from fineq.format.qmatrix import QuantizedMatrix
+
+K_MAX = (1 << 22) - 1
+
+
+def check_activations(q: QuantizedMatrix, x: Any) -> np.ndarray:
+    """Validate activations for ``q``: int8 ``[K, N]``; raise FineQError naming the problem."""
+    if not isinstance(q, QuantizedMatrix):
+        raise FineQError(f"weights must be a fineq.QuantizedMatrix (from fineq.quantize or fineq.load), "
+                         f"got {type(q).__name__}")
+    if type(x).__module__.startswith("torch"):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.dtype != np.int8:
+        raise FineQError(f"activations must be int8, got dtype {x.dtype}")
+    if x.ndim != 2:
+        raise FineQError(f"activations must be 2-D [K, N], got shape {x.shape}")
+    if x.shape[0] != q.shape[1]:
+        raise FineQError(f"activations have K={x.shape[0]} rows, weights have K={q.shape[1]}")
+    if x.shape[1] < 1:
+        raise FineQError("activations have N=0 columns")
+    return x
+
+
+def gemm(q: QuantizedMatrix, x: Any) -> np.ndarray:
+    """``Y = V @ X`` exactly, int64 ``[M, N]``."""
+    x = check_activations(q, x)
+    y = q.levels().astype(np.float64) @ x.astype(np.float64)
+    return np.rint(y).astype(np.int64)
+
+
+def temporal_bits(mag: np.ndarray, coding: str = "thermometer") -> list[tuple[np.ndarray, int]]:
+    """The cycles of one vector of magnitudes: ``(bit of each row, weight of the cycle's tree sum)``.
+
+    Thermometer: cycle ``t`` sends ``t < |v|``, weight 1, for ``max(1, max |v|)`` cycles. Binary: with
+    some ``|v| >= 2``, bit 1 of ``|v|`` at weight 2 then bit 0 at weight 1; otherwise bit 0 alone.
+    """
+    top = int(mag.max()) if mag.size else 0
+    if coding == "binary":
+        lo = (mag & 1).astype(bool)
+        return [((mag >> 1).astype(bool), 2), (lo, 1)] if top >= 2 else [(lo, 1)]
+    return [(cyc < mag, 1) for cyc in range(max(1, top))]
+
+
+def gemm_hw(q: QuantizedMatrix, x: Any, cfg: EngineConfig | None = None) -> np.ndarray:
+    """Hardware-order GEMM: the engine's loop nest, one temporal cycle at a time.
+
+    Weight vectors are formed from weight beats exactly as the engine does
+    (bit-level block decode, skip, mask; :mod:`fineq.engine`). For each vector
+    ``v`` (``ROWS`` levels) the array runs the cycles of :func:`temporal_bits`
+    (``cfg.coding``); on each cycle a PE outputs its activation where its bit
+    is 1 and 0 elsewhere, the column adder tree applies the signs (the binary
+    coding's first cycle counts twice), and the
+    column accumulator adds the tree over cycles and K tiles, keeping partial
+    sums of the M chunk in the psum buffer between tiles.
+    """
+    cfg = cfg or EngineConfig()
+    x = check_activations(q, x)
+    m_total, k = q.shape
+    n = x.shape[1]
+    xi = x.astype(np.int64)
+    y = np.zeros((m_total, n), dtype=np.int64)
+    xt = np.zeros((cfg.rows, n), dtype=np.int64)
+    for c0, _c1, t, m in schedule(m_total, k, cfg):
+        if m == c0:  # activation preload of tile t (stale rows beyond K stay; their weights are 0)
+            rws = act_rows(k, t, cfg)
+            xt[: len(rws)] = xi[rws.start : rws.stop]
+        vec = decode_beat(weight_beat(q.packed, m, t, cfg), t, k, cfg).astype(np.int64)
+        mag, neg = np.abs(vec), vec < 0
+        acc = y[m] if t else np.zeros(n, dtype=np.int64)
+        for bits, weight in temporal_bits(mag, cfg.coding):
+            out = np.where(bits[:, None], xt, 0)
+            acc = acc + weight * np.where(neg[:, None], -out, out).sum(axis=0)
+        y[m] = acc
+    return y

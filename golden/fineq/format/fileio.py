@@ -1,0 +1,95 @@
+"""``.fineq.npz`` files: one QuantizedMatrix per file.
+
+Layout (a NumPy ``.npz`` archive, read with ``allow_pickle=False``):
+
+=================  ==============  ===========================================
+key                dtype / shape   meaning
+=================  ==============  ===========================================
+``magic``          uint8 [8]       ASCII ``FINEQNPZ``
+``format_version`` int64 []        1
+``shape``          int64 [2]       ``(M, K)``
+``packed``         uint8 [M, 7nb]  blocks (spec section 6)
+``scales``         float16 [M]     row scales
+``mode``           str []          quantizer mode (informational)
+=================  ==============  ===========================================
+
+The zip CRC catches corrupted members; a truncated file, a foreign archive,
+a missing key or an unknown version raises :class:`fineq.FormatError`.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from fineq.errors import FineQError, FormatError
+from fineq.format.qmatrix import QuantizedMatrix
+
+MAGIC = b"FINEQNPZ"
+FORMAT_VERSION = 1
+_KEYS = ("magic", "format_version", "shape", "packed", "scales", "mode")
+
+
+def save(q: QuantizedMatrix, path: str | os.PathLike[str]) -> Path:
+    """Write ``q`` to ``path`` (written to a temporary file, then renamed: never half a file)."""
+    if not isinstance(q, QuantizedMatrix):
+        raise FineQError(f"save() takes a QuantizedMatrix, got {type(q).__name__}")
+    from fineq.outputs import atomic_path
+
+    path = Path(path)
+    if path.is_dir():
+        raise FineQError(f"output {path} is a directory; give a file name")
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            magic=np.frombuffer(MAGIC, dtype=np.uint8),
+            format_version=np.int64(FORMAT_VERSION),
+            shape=np.array(q.shape, dtype=np.int64),
+            packed=q.packed,
+            scales=q.scales,
+            mode=np.array(q.mode),
+        )
+    return path
+
+
+def load(path: str | os.PathLike[str]) -> QuantizedMatrix:
+    """Read a file written by :func:`save`; raise FormatError if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if head[:2] != b"PK":
+            what = "a NumPy .npy array" if head[:4] == b"\x93NUM" else "not a zip archive"
+            raise FormatError(f"{path}: not a FineQ .fineq.npz file ({what}); make one with `fineq quantize`")
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in _KEYS if k not in z.files]
+            if "magic" in missing or bytes(z["magic"].tobytes()) != MAGIC:
+                raise FormatError(f"{path}: not a FineQ file (no FINEQNPZ magic)")
+            if missing:
+                raise FormatError(f"{path}: FineQ file lacks {', '.join(missing)}")
+            fv = z["format_version"]
+            if fv.dtype.kind not in "iu" or fv.shape != ():
+                raise FormatError(f"{path}: format_version must be an integer scalar, got {fv.dtype} {fv.shape}")
+            version = int(fv)
+            if version != FORMAT_VERSION:
+                raise FormatError(
+                    f"{path}: format version {version} is not supported (this fineq reads {FORMAT_VERSION})"
+                )
+            zs = z["shape"]
+            if zs.dtype.kind not in "iu":
+                raise FormatError(f"{path}: shape must be integers, got {zs.dtype}")
+            shape = tuple(int(v) for v in zs.reshape(-1))
+            if len(shape) != 2:
+                raise FormatError(f"{path}: shape {shape} is not 2-D")
+            return QuantizedMatrix(z["packed"], z["scales"], shape, str(z["mode"]))  # type: ignore[arg-type]
+    except FormatError:
+        raise
+    except FineQError as e:
+        raise FormatError(f"{path}: {e}") from e
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise FormatError(f"{path}: not a readable FineQ file (truncated or corrupt: {e})") from e

@@ -1,0 +1,102 @@
+"""The :class:`QuantizedMatrix` container: the spec's packed blocks and row scales of one matrix. It knows the
+format only; the quantizers (:mod:`fineq.quant`) produce it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fineq.errors import FineQError, FormatError
+from fineq.format.codec import BLOCK_BYTES, BLOCK_WEIGHTS
+from fineq.format.pack import check_packed, n_blocks, pack_levels, unpack, unpack_codes
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedMatrix:
+    """A FineQ-quantized ``[M, K]`` matrix (immutable: its arrays are read-only copies).
+
+    Two matrices are equal (``==``) when shape, packed bytes and scales are
+    equal; ``mode`` is informational and not compared.
+
+    Attributes:
+        packed: ``uint8 [M, 7*ceil(K/24)]``, the spec's blocks, row after row.
+        scales: ``float16 [M]``, one scale per output channel (row).
+        shape:  ``(M, K)`` of the original matrix.
+        mode:   quantizer mode that produced it (informational).
+    """
+
+    packed: np.ndarray
+    scales: np.ndarray
+    shape: tuple[int, int]
+    mode: str = "paper"
+    _levels: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        p = check_packed(self.packed).copy()
+        p.flags.writeable = False
+        object.__setattr__(self, "packed", p)
+        m, k = (int(x) for x in self.shape)
+        if m < 1 or k < 1:
+            raise FormatError(f"shape must be positive, got {self.shape}")
+        if p.shape != (m, BLOCK_BYTES * n_blocks(k)):
+            raise FormatError(f"packed shape {p.shape} does not match matrix shape {(m, k)}")
+        s = np.array(self.scales, copy=True)
+        if s.dtype != np.float16 or s.shape != (m,):
+            raise FormatError(f"scales must be float16 [{m}], got {s.dtype} {s.shape}")
+        if not np.isfinite(s).all() or (s < 0).any():
+            raise FormatError("scales must be finite and non-negative")
+        s.flags.writeable = False
+        object.__setattr__(self, "scales", s)
+        object.__setattr__(self, "shape", (m, k))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, QuantizedMatrix):
+            return NotImplemented
+        return (self.shape == other.shape and np.array_equal(self.packed, other.packed)
+                and np.array_equal(self.scales, other.scales))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def levels(self) -> np.ndarray:
+        """Decoded levels ``v``: ``int8 [M, K]`` in -3..+3 (cached)."""
+        if not self._levels:
+            lv = unpack(self.packed, self.shape[1])
+            lv.flags.writeable = False
+            self._levels.append(lv)
+        return self._levels[0]
+
+    def codes(self) -> np.ndarray:
+        """Pair codes ``uint8 [M, 4*nb]``."""
+        return unpack_codes(self.packed)
+
+    def dequantize(self) -> np.ndarray:
+        """``float32 [M, K]``: ``s_m * v[m, k]``."""
+        return self.scales.astype(np.float32)[:, None] * self.levels().astype(np.float32)
+
+    @property
+    def bits_per_weight(self) -> float:
+        """Storage per original weight: packed bits plus the 16-bit row scale."""
+        m, k = self.shape
+        return (self.packed.size * 8 + 16 * m) / (m * k)
+
+    @property
+    def n_blocks(self) -> int:
+        return n_blocks(self.shape[1])
+
+    @property
+    def padded_k(self) -> int:
+        return self.n_blocks * BLOCK_WEIGHTS
+
+
+def from_levels(levels: np.ndarray, codes: np.ndarray, scales: np.ndarray | None = None) -> QuantizedMatrix:
+    """Build a QuantizedMatrix from explicit levels ``[M, K]`` and pair codes (for tests and tools)."""
+    lv = np.asarray(levels)
+    if lv.ndim != 2:
+        raise FineQError(f"levels must be 2-D, got shape {lv.shape}")
+    m, k = lv.shape
+    kp = BLOCK_WEIGHTS * n_blocks(k)
+    full = np.zeros((m, kp), dtype=np.int8)
+    full[:, :k] = lv
+    sc = np.ones(m, dtype=np.float16) if scales is None else np.asarray(scales, dtype=np.float16)
+    return QuantizedMatrix(pack_levels(full, np.asarray(codes, dtype=np.uint8)), sc, (m, k), "explicit")

@@ -1,0 +1,114 @@
+"""Run ``Y = V @ X`` on a backend: the golden model (with the cycle model) or the RTL.
+
+N larger than the engine's COLS is tiled here, in the driver: each tile of
+COLS columns is one engine run, and the cycle counts add up. The runs are
+independent simulations; ``jobs`` of them run at once (one per core by
+default), each a complete engine run from reset to ``done_o``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from fineq.engine.config import EngineConfig
+from fineq.engine.cycles import engine_cycles
+from fineq.engine.gemm import check_activations, gemm
+from fineq.errors import FineQError
+from fineq.format.qmatrix import QuantizedMatrix
+from fineq.hw.job import EngineRun
+
+BACKENDS = ("golden", "icarus", "verilator")
+
+
+def n_tiles(n: int, cols: int) -> list[tuple[int, int]]:
+    return [(c, min(n, c + cols)) for c in range(0, n, cols)]
+
+
+def run_gemm(
+    q: QuantizedMatrix,
+    x: Any,
+    backend: str = "golden",
+    seed: int = 0,
+    rows: int = 64,
+    cols: int = 64,
+    psum_depth: int = 256,
+    waves: bool = False,
+    stall: float = 0.0,
+    jobs: int | None = None,
+    coding: str = "thermometer",
+    announce: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Return ``{"y": int64 [M, N], "cycles": int, "backend": str, "cycle_split": {...}, ...}``; the cycle model
+    runs once here (its count also sets every run's watchdog).
+
+    RTL backends add ``sim_seconds`` (summed over engine runs), ``cycles_per_second`` (one simulator's
+    speed), ``wall_seconds`` and ``jobs`` (engine runs simulated at once; default: one per core).
+    ``announce(model_cycles, engine_runs)`` is called before the RTL runs start (``fineq gemm``'s estimate)."""
+    if waves and backend != "icarus":
+        raise FineQError("--waves needs --backend icarus (the native Verilator harness runs without tracing)")
+    if backend not in BACKENDS:
+        raise FineQError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    cfg = EngineConfig(rows=rows, cols=cols, psum_depth=psum_depth, coding=coding)
+    x = check_activations(q, x)
+    tiles = n_tiles(x.shape[1], cols)
+    split = engine_cycles(q.levels(), cfg)
+    model_cycles = split["total"] * len(tiles)
+    res: dict[str, Any] = {"backend": backend, "shape": [q.shape[0], q.shape[1], x.shape[1]],
+                           "rows": rows, "cols": cols, "n_tiles": len(tiles)}
+    if backend == "golden":
+        res.update(y=gemm(q, x), cycles=model_cycles, cycle_split=split)
+        return res
+    from fineq.progress import progress
+
+    if announce is not None:
+        announce(model_cycles, len(tiles))
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tiles)))
+    if jobs > 1 and waves:
+        jobs = 1  # one VCD at a time
+    if backend == "verilator":  # build (or find) the simulator once, before the runs share it
+        from fineq.hw.native import build
+
+        build_seconds = build(cfg)[1]
+    else:
+        build_seconds = 0.0
+
+    run_tile: Callable[..., EngineRun]
+    if backend == "verilator":
+        from fineq.hw.native import run_engine as run_tile
+    else:
+        from fineq.hw.icarus import run_engine as run_tile
+
+    def one(i: int) -> EngineRun:
+        c0, c1 = tiles[i]
+        kw: dict[str, Any] = {"vcd": f"fineq-gemm-tile{i}.vcd"} if waves else {}
+        return run_tile(q, x[:, c0:c1], cfg, stall=stall, seed=seed + i, model_cycles=split["total"], **kw)
+
+    y = np.zeros((q.shape[0], x.shape[1]), dtype=np.int64)
+    cycles = 0
+    sim_seconds = 0.0
+    extra: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as pool:  # each run is a simulator process: threads only wait
+        outs = pool.map(one, range(len(tiles)))
+        for (c0, c1), out in zip(tiles, progress(outs, total=len(tiles), desc=f"RTL ({backend})",
+                                                 unit="engine run"), strict=True):
+            build_seconds += out.build_seconds
+            y[:, c0:c1] = out.y
+            cycles += out.cycles
+            sim_seconds += out.sim_seconds
+            if "waves" in out.extra:
+                extra.setdefault("waves", []).append(out.extra["waves"])
+    extra["wall_seconds"] = round(time.perf_counter() - t0, 3)
+    extra["jobs"] = jobs
+    res.update(y=y, cycles=cycles, model_cycles=model_cycles, stall=stall, sim_seconds=round(sim_seconds, 6),
+               cycles_per_second=round(cycles / sim_seconds) if sim_seconds > 0 else None, **extra)
+    res["build_seconds"] = round(build_seconds, 1)
+    if stall == 0:
+        res["cycles_match_model"] = cycles == model_cycles
+    return res

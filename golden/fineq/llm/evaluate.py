@@ -1,0 +1,198 @@
+"""``fineq eval``: perplexity of a causal LM with each quantization method (the paper's Tables I and II).
+
+One model load; for each method the decoder linears are restored to the
+reference weights, quantized (timed), and evaluated at every ``--seq`` on the
+same windows. See ``docs/accuracy.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fineq.errors import FineQError
+from fineq.llm import corpus, models
+from fineq.llm.apply import bits_per_weight, timed_apply
+from fineq.llm.int8path import int8_activations
+from fineq.llm.ppl import perplexity
+from fineq.quant import registry
+from fineq.quant.result import QResult
+
+DEFAULT_METHODS = ("reference", "fineq-paper", "fineq-search", "rtn", "uniform", "gptq", "owq", "pbllm")
+DEFAULT_MAX_TOKENS = 16384
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_methods(spec: str | None) -> list[str]:
+    names = list(DEFAULT_METHODS) if not spec else [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:
+        raise FineQError("--methods names no method")
+    for n in names:
+        registry.get(n)
+    if len(set(names)) != len(names):
+        raise FineQError(f"--methods names a method twice: {spec}")
+    return names
+
+
+def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[int], max_windows: int | None,
+        max_tokens: int, int8: bool, calib_samples: int, calib_seq: int, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Evaluate; returns the JSON document (see :func:`cli`)."""
+    import torch
+
+    for s in seqs:
+        if s < 2:
+            raise FineQError(f"--seq must be at least 2, got {s}")
+    if max_tokens < 2:
+        raise FineQError(f"--max-tokens must be at least 2, got {max_tokens}")
+    t0 = time.perf_counter()
+    lm = models.load(model_spec)
+    log(f"model {lm.name}: {lm.reference} (the reference, 'full precision' here) loaded in "
+         f"{time.perf_counter() - t0:.1f} s")
+    raw, text_desc = corpus.read_text(text)
+    toks = corpus.tokenize(lm.tokenizer, raw)
+    need_cal = any(registry.get(n).calibrated for n in method_names)
+    sp = corpus.split(toks, calib_samples if need_cal else 0, calib_seq)
+    wins = {s: sp.windows(s, max_windows if max_windows is not None else max(1, max_tokens // s)) for s in seqs}
+    log(f"text: {text_desc}: {sp.total_tokens} tokens; calibration: first {sp.calib.size} tokens "
+         f"({len(sp.calib)} x {calib_seq}); evaluation: " +
+         ", ".join(f"seq {s}: {w.shape[0]} windows ({w.size} tokens)" for s, w in wins.items()))
+    lins = models.decoder_linears(lm.model)
+    orig = {n: lin.weight.detach().clone() for n, lin in lins.items()}
+    results: list[dict[str, Any]] = []
+    for name in method_names:
+        m = registry.get(name)
+        with torch.no_grad():
+            for n, lin in lins.items():
+                lin.weight.copy_(orig[n])
+        log(f"[{name}] quantizing ({m.about}) ...")
+        res, qsec = timed_apply(lm.model, m, sp.calib if m.calibrated else None, skip)
+        bits = bits_per_weight(res, lm.model)
+        hw = {}
+        if m.mode:
+            from fineq.engine.cycles import level_stats
+
+            hw = level_stats([r.qmatrix.levels() for r in res.values()])
+        log(f"[{name}] {bits:.3f} bits/weight, quantized in {qsec:.1f} s" +
+             (f"; {100 * hw['nonzero_levels']:.1f}% non-zero levels, {hw['cycles_per_vector']:.2f} cycles/vector"
+              if hw else ""))
+        for s, w in wins.items():
+            t1 = time.perf_counter()
+            r = perplexity(lm.model, w, desc=f"{name} seq {s}")
+            row: dict[str, Any] = {"method": name, "bits": round(bits, 4), "seq": s, "ppl": r["ppl"],
+                                   "windows": r["windows"], "tokens": r["tokens"], "quant_seconds": round(qsec, 2),
+                                   "eval_seconds": round(time.perf_counter() - t1, 2), **hw}
+            if int8:
+                wrap = res or {n: QResult(lin.weight, 16.0 * lin.weight.numel()) for n, lin in lins.items()}
+                with int8_activations(lm.model, wrap):
+                    row["ppl_int8"] = perplexity(lm.model, w, desc=f"{name} seq {s} int8")["ppl"]
+            log(f"[{name}] seq {s}: perplexity {r['ppl']:.3f}" +
+                 (f", int8 activations {row['ppl_int8']:.3f}" if int8 else ""))
+            results.append(row)
+    with torch.no_grad():
+        for n, lin in lins.items():
+            lin.weight.copy_(orig[n])
+    return {"model": lm.name, "model_path": lm.path, "reference": lm.reference, "text": text_desc,
+            "tokens": sp.total_tokens, "calibration_tokens": int(sp.calib.size),
+            "int8_activations": int8, "seconds": round(time.perf_counter() - t0, 1), "results": results}
+
+
+def table(doc: dict[str, Any]) -> str:
+    """A Table-I-shaped text table: method, bits, perplexity per sequence length, times."""
+    seqs = sorted({r["seq"] for r in doc["results"]})
+    int8 = doc["int8_activations"]
+    names = list(dict.fromkeys(r["method"] for r in doc["results"]))
+    by = {(r["method"], r["seq"]): r for r in doc["results"]}
+    head = f"{'method':<18}{'bits':>7}" + "".join(f"{'ppl@' + str(s):>12}" for s in seqs)
+    if int8:
+        head += "".join(f"{'A8 ppl@' + str(s):>13}" for s in seqs)
+    head += f"{'quant s':>9}"
+    lines = [f"model: {doc['model']} (reference: {doc['reference']}); text: {doc['text']}", head]
+    for n in names:
+        first = by[(n, seqs[0])]
+        line = f"{n:<18}{first['bits']:>7.2f}" + "".join(f"{_fmt(by[(n, s)]['ppl']):>12}" for s in seqs)
+        if int8:
+            line += "".join(f"{_fmt(by[(n, s)]['ppl_int8']):>13}" for s in seqs)
+        line += f"{first['quant_seconds']:>9.1f}"
+        lines.append(line)
+    lines.append("windows: " + ", ".join(f"seq {s}: {by[(names[0], s)]['windows']} x {s} tokens" for s in seqs))
+    return "\n".join(lines)
+
+
+def _fmt(v: float) -> str:
+    if not math.isfinite(v):
+        return "inf"
+    return f"{v:.2f}" if v < 1e4 else f"{v:.3g}"
+
+
+def _spread(ys: list[float], gap: float) -> list[float]:
+    """Positions as close to ``ys`` as possible, in the same order, at least ``gap`` apart."""
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    pos = [ys[i] for i in order]
+    for _ in range(200):
+        moved = False
+        for k in range(1, len(pos)):
+            if pos[k] - pos[k - 1] < gap - 1e-9:
+                mid, moved = (pos[k] + pos[k - 1]) / 2, True
+                pos[k - 1], pos[k] = mid - gap / 2, mid + gap / 2
+        if not moved:
+            break
+    out = [0.0] * len(ys)
+    for k, i in enumerate(order):
+        out[i] = pos[k]
+    return out
+
+
+def chart(doc: dict[str, Any], path: Path) -> None:
+    """Perplexity (log scale) against bits per weight, one point per method, one panel per sequence length.
+    FineQ blue, baselines red; the reference (16 bits) is the green dashed line. Labels sit in a column to
+    the right, joined to their points."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fineq.outputs import atomic_path
+
+    seqs = sorted({r["seq"] for r in doc["results"]})
+    n_methods = len({r["method"] for r in doc["results"]})
+    fig, axes = plt.subplots(1, len(seqs), figsize=(5.6 * len(seqs), max(4.5, 0.34 * n_methods)), squeeze=False)
+    for ax, s in zip(axes[0], seqs, strict=True):
+        rows = [r for r in doc["results"] if r["seq"] == s]
+        ref = [r for r in rows if r["method"] == "reference"]
+        pts = [r for r in rows if r["method"] != "reference"] or rows
+        lo_b, hi_b = min(r["bits"] for r in pts), max(r["bits"] for r in pts)
+        lx = hi_b + 0.25 * max(hi_b - lo_b, 0.5)
+        logs = [math.log10(r["ppl"]) for r in pts] + [math.log10(r["ppl"]) for r in ref]
+        lo, hi = min(logs), max(logs)
+        gap = max(hi - lo, 1.0) / max(len(pts) - 1, 1) * 0.9
+        ys = _spread([math.log10(r["ppl"]) for r in pts], min(gap, 0.05 * 16 * max(hi - lo, 1.0) / len(pts)))
+        for r, y in zip(pts, ys, strict=True):
+            color = "#1f77b4" if r["method"].startswith("fineq") else "#d62728"
+            ax.scatter(r["bits"], r["ppl"], color=color, s=28, zorder=3)
+            ax.annotate(f"{r['method']} ({r['bits']:.2f} b): {r['ppl']:.3g}", (r["bits"], r["ppl"]),
+                        xytext=(lx, 10**y), fontsize=7, va="center", color=color,
+                        arrowprops={"arrowstyle": "-", "color": color, "lw": 0.5, "alpha": 0.6})
+        for r in ref:
+            ax.axhline(r["ppl"], color="#2ca02c", ls="--", lw=1)
+            ax.text(lo_b, r["ppl"] * 1.15, f"reference ({r['bits']:.0f} b): {r['ppl']:.3g}", fontsize=7,
+                    color="#2ca02c")
+        ax.set_yscale("log")
+        ax.set_xlim(lo_b - 0.1 * max(hi_b - lo_b, 0.5), lx + 1.4 * max(hi_b - lo_b, 0.5))
+        ax.set_xlabel("bits per weight (levels, scales, zero points, indices, outliers)", fontsize=8)
+        ax.set_ylabel("perplexity (log scale)", fontsize=8)
+        ax.set_title(f"seq {s}", fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+    fig.suptitle(f"{doc['model']}: perplexity vs bits, every decoder linear quantized\n"
+                 f"(reference = {doc['reference']})", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)

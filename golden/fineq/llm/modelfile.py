@@ -1,0 +1,115 @@
+"""Whole-model artifacts: ``.fineq.safetensors`` (``fineq quantize-model``) and :func:`load_model`.
+
+A safetensors file (read without pickle) holding, for every quantized linear
+``<name>`` (its module name in the model):
+
+==========================  ==============  ==========================================
+tensor                      dtype / shape   meaning
+==========================  ==============  ==========================================
+``<name>.packed``           uint8 [M, 7nb]  blocks (spec section 6)
+``<name>.scales``           float16 [M]     row scales
+``<name>.shape``            int64 [2]       ``(M, K)``
+==========================  ==============  ==========================================
+
+and the metadata ``format = fineq-model``, ``format_version = 1``, ``mode``
+(the quantizer mode), ``base_model`` (what it was quantized from),
+``linears`` (JSON list of the names, in order). The base model supplies
+everything that is not quantized (embeddings, norms, ``lm_head``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fineq.errors import FineQError, FormatError
+from fineq.format.qmatrix import QuantizedMatrix
+from fineq.outputs import atomic_path
+
+MODEL_FORMAT = "fineq-model"
+MODEL_FORMAT_VERSION = 1
+
+
+def save_model(path: str | os.PathLike[str], qms: dict[str, QuantizedMatrix], mode: str, base_model: str) -> Path:
+    """Write every quantized linear of a model into one file (atomically)."""
+    from safetensors.numpy import save_file
+
+    if not qms:
+        raise FineQError("no quantized linears to save")
+    tensors: dict[str, np.ndarray] = {}
+    for name, q in qms.items():
+        tensors[f"{name}.packed"] = np.ascontiguousarray(q.packed)
+        tensors[f"{name}.scales"] = np.ascontiguousarray(q.scales)
+        tensors[f"{name}.shape"] = np.array(q.shape, dtype=np.int64)
+    meta = {"format": MODEL_FORMAT, "format_version": str(MODEL_FORMAT_VERSION), "mode": mode,
+            "base_model": base_model, "linears": json.dumps(list(qms))}
+    p = Path(path)
+    with atomic_path(p) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return p
+
+
+def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedMatrix], dict[str, str]]:
+    """``({name: QuantizedMatrix}, metadata)``; FormatError for corrupt, truncated or foreign files."""
+    from safetensors import safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise FineQError(f"quantized model file {p} does not exist")
+    try:
+        with safe_open(str(p), framework="np") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != MODEL_FORMAT:
+                raise FormatError(f"{p}: not a FineQ model file (metadata format is {meta.get('format')!r})")
+            version = meta.get("format_version", "")
+            if version != str(MODEL_FORMAT_VERSION):
+                raise FormatError(f"{p}: format version {version!r} is not supported (this fineq reads "
+                                  f"{MODEL_FORMAT_VERSION})")
+            names = json.loads(meta.get("linears", "[]"))
+            if not isinstance(names, list) or not names:
+                raise FormatError(f"{p}: the linears list is missing or empty")
+            keys = set(f.keys())
+            out = {}
+            for n in names:
+                miss = [s for s in ("packed", "scales", "shape") if f"{n}.{s}" not in keys]
+                if miss:
+                    raise FormatError(f"{p}: linear {n} lacks {', '.join(miss)}")
+                shape = tuple(int(v) for v in f.get_tensor(f"{n}.shape"))
+                if len(shape) != 2:
+                    raise FormatError(f"{p}: linear {n} has shape {shape}, not 2-D")
+                out[n] = QuantizedMatrix(f.get_tensor(f"{n}.packed"), f.get_tensor(f"{n}.scales"), shape,
+                                         meta.get("mode", "unknown"))  # type: ignore[arg-type]
+    except FormatError:
+        raise
+    except FineQError as e:
+        raise FormatError(f"{p}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for bad headers and data
+        raise FormatError(f"{p}: not a readable FineQ model file (truncated or corrupt: {e})") from e
+    return out, meta
+
+
+def load_model(path: str | os.PathLike[str], model: Any = None) -> Any:
+    """Rebuild the quantized model: the base model (loaded from the file's ``base_model`` unless
+    ``model`` is given: an ``nn.Module`` or a model name/path) with every stored linear's weight
+    replaced in place by its dequantized FineQ value. Returns the model."""
+    import torch
+
+    from fineq.llm.models import load
+
+    qms, meta = read_model_file(path)
+    if model is None or isinstance(model, (str, os.PathLike)):
+        model = load(model if model is not None else meta.get("base_model", "")).model
+    mods = dict(model.named_modules())
+    with torch.no_grad():
+        for name, q in qms.items():
+            lin = mods.get(name)
+            if lin is None or not hasattr(lin, "weight"):
+                raise FormatError(f"{path}: the model has no linear {name}")
+            if tuple(lin.weight.shape) != q.shape:
+                raise FormatError(f"{path}: {name} is {q.shape} in the file, {tuple(lin.weight.shape)} in the model")
+            lin.weight.copy_(torch.from_numpy(q.dequantize()).to(lin.weight.dtype))
+    return model

