@@ -2,7 +2,8 @@
 # Every target first runs scripts/setup.sh (idempotent, seconds when done).
 #
 #   make demo     install everything, then run the end-to-end demo (RTL on Verilator)
-#   make test     the whole test suite (golden model, RTL on Icarus and Verilator, small synthesis)
+#   make test     the whole test suite (golden model, RTL on Icarus and Verilator, small synthesis; make sim adds
+#                 the full-size configurations marked fullsize)
 #   make sim      RTL regression on both simulators with a summary table  (SIM=icarus|verilator SEED=n WAVES=1)
 #   make synth    Yosys + OpenSTA on Nangate45 -> build/synth/summary.{json,md,png}  (LIBERTY=path WEIGHTS=model)
 #   make perf     cycle/energy model on real weights (SmolLM2, LLaMA-2 shapes) -> build/perf/  (WEIGHTS=model)
@@ -28,7 +29,7 @@ demo: setup
 	$(RUN) fineq demo
 
 test: setup
-	$(PYTEST) -q -n $(JOBS) tests tb
+	$(PYTEST) -q -n $(JOBS) -m "not fullsize" tests tb
 
 test-golden: setup
 	$(PYTEST) -q tests

@@ -28,7 +28,7 @@ module mac_pe #(
 
   initial begin
     if (PSUM_W < ACT_W + 3) begin
-      $error("%m: PSUM_W (%0d) must be at least ACT_W + 3", PSUM_W);
+      $error("%m: PSUM_W (%0d) must be at least ACT_W + 3 = %0d", PSUM_W, ACT_W + 3);
       $finish;
     end
     if (CLOCK_GATE != 0 && CLOCK_GATE != 1) begin

@@ -127,7 +127,8 @@ def main() -> None:
             "pct": {"accumulators": 100 * accu / tot, "pe_array": 100 * pe / tot, "temporal_encoders": 100 * enc / tot},
             "paper_pct": PAPER["breakdown_pct"],
             "note": ("accumulators = the column adder trees (which apply the signs), their tree-sum registers and "
-                     "the column accumulators; PE array = the PEs with their clock gates"),
+                     "the column accumulators; PE array = the PE activation registers with their clock gates (the PEs' select "
+                     "is a leaf of the adder tree: it counts with the trees)"),
         }
     summary["fineq_vs_mac"] = cmp
     if not libfree:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import settings as S
 
-GROUPS = {"fineq_col": "pe u_pe/ tree u_tree/ pipe g_pipe", "mac_col": "pe u_pe/"}  # by family
+GROUPS = {"fineq_col": "pe g_row tree u_tree/ pipe g_pipe", "mac_col": "pe u_pe/"}  # by family (instance names)
 
 
 def activity_tcl(name: str, ports: dict[str, list[float]] | None, tag: str = "") -> Path | None:

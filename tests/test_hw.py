@@ -61,7 +61,7 @@ def _seed() -> int:
 @pytest.mark.parametrize("clock_gate", list(FORMS.values()), ids=list(FORMS))
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.rows}x{c.cols}d{c.psum_depth}")
 def test_native_harness_bit_and_cycle_exact(cfg, clock_gate):
-    """Both forms of the engine (the product path's CLOCK_GATE=0 and the synthesized CLOCK_GATE=1, one
+    """Both forms of the engine (the product path's CLOCK_GATE=1, exactly as synthesized, and CLOCK_GATE=0; one
     description) give the golden model's Y and cycles."""
     from functools import partial
 

@@ -36,13 +36,13 @@ TOP = "fineq_gemm_engine"
 #: C++ optimization of the model (-O3; -O2 is within a few percent, -O1 and -Os slower; docs/microarchitecture.md).
 CXX_OPT = "-O3"
 DEFAULT_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert")
-#: The engine on the product path is built with CLOCK_GATE=0 (registers with load enables instead of gated clocks):
-#: the one description of the datapath that is synthesized, with the one parameter that changes no bit and no cycle
-#: (docs/microarchitecture.md, "One description"; tests/test_hw.py runs both :data:`FORMS`).
-CLOCK_GATE = False
-#: The engine forms the harness builds, by name: the CLOCK_GATE parameter. ``plain`` is the product path,
-#: ``gated`` the engine exactly as synthesized.
-FORMS = {"plain": False, "gated": True}
+#: The engine on the product path is built exactly as it is synthesized, CLOCK_GATE=1: the one description of the
+#: datapath with the same parameters (docs/microarchitecture.md, "One description"). CLOCK_GATE=0 (registers with
+#: load multiplexers) changes no bit and no cycle (tests/test_formal.py, tests/test_hw.py runs both :data:`FORMS`).
+CLOCK_GATE = True
+#: The engine forms the harness builds, by name: the CLOCK_GATE parameter. ``gated`` is the product path (as
+#: synthesized), ``plain`` the ungated form.
+FORMS = {"gated": True, "plain": False}
 
 
 def cache_dir() -> Path:
