@@ -89,14 +89,11 @@ module fineq_adder_tree #(
         localparam integer W = IN_W + 1 + l;
         always @* begin : p_sum
           integer i, j;
-          reg [SUM_W-1:0]   a, b;
           reg signed [W-1:0] s;
           /*verilator unroll_disable*/
           for (i = 0; i < CNT; i = i + 1)
             for (j = 0; j < COLS; j = j + 1) begin
-              a = g_level[l-1].node[2*i][j];
-              b = g_level[l-1].node[2*i+1][j];
-              s = a[W-1:0] + b[W-1:0];
+              s = g_level[l-1].node[2*i][j][W-1:0] + g_level[l-1].node[2*i+1][j][W-1:0];
               /* verilator lint_off WIDTHEXPAND */  // sign extension of a signed value: the intent
               node[i][j] = s;
               /* verilator lint_on WIDTHEXPAND */
