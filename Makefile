@@ -44,7 +44,7 @@ perf: setup
 	@mkdir -p build/perf
 	$(RUN) fineq perf $(if $(WEIGHTS),--weights $(WEIGHTS)) --json build/perf/perf.json
 
-EVAL_METHODS ?= reference,fineq-paper,fineq-search,fineq-hdiag,fineq-gptq,fineq-gptq-clip,fineq-gptq-ord,rtn,rtn3,uniform,gptq,gptq-g128,gptq3,owq,pbllm
+EVAL_METHODS ?= reference,fineq-paper,fineq-search,fineq-hdiag,fineq-gptq,fineq-gptq-clip,fineq-gptq-ord,rtn,rtn3,rtn4,rtn8,uniform,gptq,gptq-g128,gptq3,gptq3-g128,gptq4,gptq4-g128,gptq8,owq,pbllm
 eval: setup
 	@mkdir -p build/eval
 	$(RUN) fineq eval --model smollm2 --methods $(EVAL_METHODS) --seq 256 2048 --force \

@@ -57,7 +57,7 @@ def run_demo(backend: str = "verilator") -> int:
         from fineq.hw.run import run_gemm
 
         print(f"== running Y = V @ X ({m}x{k} @ {k}x{n}) on the 64x64 RTL engine ({backend}); "
-              "the first run builds the native Verilator simulator (a few minutes; cached after) ...", flush=True)
+              "the first run builds the native Verilator simulator (about 15 s; cached after) ...", flush=True)
         res = run_gemm(q, x, backend, rows=64, cols=64)
     y = res.pop("y")
     res["bit_exact"] = bool(np.array_equal(y, gemm(q, x)))

@@ -88,10 +88,16 @@ def _registry() -> dict[str, Quantizer]:
     qs += [
         Quantizer("rtn", False, lambda w, h: rtn(w, 2), None, "2-bit asymmetric min/max per row"),
         Quantizer("rtn3", False, lambda w, h: rtn(w, 3), None, "3-bit asymmetric min/max per row"),
+        Quantizer("rtn4", False, lambda w, h: rtn(w, 4), None, "4-bit asymmetric min/max per row"),
+        Quantizer("rtn8", False, lambda w, h: rtn(w, 8), None, "8-bit asymmetric min/max per row"),
         Quantizer("uniform", False, lambda w, h: uniform(w, 2), None, "2-bit symmetric per row"),
         Quantizer("gptq", True, lambda w, h: gptq_method(w, h, 2), None, "GPTQ 2-bit per row"),
         Quantizer("gptq-g128", True, lambda w, h: gptq_method(w, h, 2, 128), None, "GPTQ 2-bit, groups of 128"),
         Quantizer("gptq3", True, lambda w, h: gptq_method(w, h, 3), None, "GPTQ 3-bit per row"),
+        Quantizer("gptq3-g128", True, lambda w, h: gptq_method(w, h, 3, 128), None, "GPTQ 3-bit, groups of 128"),
+        Quantizer("gptq4", True, lambda w, h: gptq_method(w, h, 4), None, "GPTQ 4-bit per row"),
+        Quantizer("gptq4-g128", True, lambda w, h: gptq_method(w, h, 4, 128), None, "GPTQ 4-bit, groups of 128"),
+        Quantizer("gptq8", True, lambda w, h: gptq_method(w, h, 8), None, "GPTQ 8-bit per row"),
         Quantizer("owq", True, lambda w, h: owq(w, h, 2.25), None, "OWQ: weak columns fp16, GPTQ 2-bit g128, 2.25 b"),
         Quantizer("pbllm", True, lambda w, h: pbllm(w, h), None, "PB-LLM: 10% salient 8-bit, rest binary, GPTQ"),
     ]
