@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 
 from fineq.engine.config import EngineConfig
-from fineq.engine.cycles import engine_cycles
 from fineq.errors import FineQError
 from fineq.format.qmatrix import QuantizedMatrix
-from fineq.hw.job import EngineRun, Job, make_job
+from fineq.hw.job import EngineRun, Job, run_matrix
 from fineq.hw.native import cache_dir
 from fineq.hw.sources import HEADER, include_dirs, rtl_sources, testbench_source
 
@@ -89,9 +88,6 @@ def run_job(job: Job, rtl_dir: str | os.PathLike[str] | None = None,
 
 def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, stall: float = 0.0, seed: int = 0,
                model_cycles: int | None = None, **kw: Any) -> EngineRun:
-    """One engine run (``x.shape[1] <= cfg.cols``) on Icarus; ``kw`` as :func:`run_job`."""
-    if model_cycles is None:
-        model_cycles = engine_cycles(q.levels(), cfg)["total"]
-    out = run_job(make_job(q, x, cfg, model_cycles, stall, seed), **kw)
-    out.y = out.y[:, : x.shape[1]]
-    return out
+    """One engine run (``x.shape[1] <= cfg.cols``) on the Icarus; ``kw`` as :func:`run_job`
+    (:func:`fineq.hw.job.run_matrix`)."""
+    return run_matrix(run_job, q, x, cfg, stall, seed, model_cycles, **kw)

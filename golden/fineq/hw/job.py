@@ -1,7 +1,7 @@
 """One engine run as data: the :class:`Job` every backend runs (the native Verilator harness, the Icarus
 testbench and the cocotb environment all read the same job file) and the :class:`EngineRun` every backend returns.
 
-Job file (little-endian; ``harness.cpp``, ``fineq_engine_tb.v`` and ``tb/fineq_tb`` read it)::
+Job file (little-endian; ``harness.cpp``, ``fineq_engine_tb.v`` and the engine's cocotb testbench read it)::
 
     char[8] "FQJOB001"; u32 rows, cols, bpv, m, k, n_act, n_wgt, seed; f64 stall; u64 max_cycles
     n_act activation beats of cols bytes (lane c = X[k, c], int8)
@@ -14,12 +14,14 @@ by then is an error, never a result.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from fineq.engine.config import EngineConfig
+from fineq.engine.cycles import engine_cycles
 from fineq.errors import FineQError
 from fineq.format.codec import BLOCK_BYTES
 from fineq.format.qmatrix import QuantizedMatrix
@@ -101,3 +103,15 @@ class EngineRun:
     @property
     def cycles_per_second(self) -> float:
         return self.sim_cycles / self.sim_seconds if self.sim_seconds > 0 else float("inf")
+
+
+def run_matrix(run_job: Callable[..., EngineRun], q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig,
+               stall: float = 0.0, seed: int = 0, model_cycles: int | None = None, **kw: object) -> EngineRun:
+    """One engine run of ``Y = V @ X`` (``x.shape[1] <= cfg.cols``) on a backend's ``run_job``: the job made,
+    run, and Y cut to N columns. ``model_cycles`` (the cycle model's count; computed here if not given) sets the
+    watchdog; ``kw`` goes to ``run_job``."""
+    if model_cycles is None:
+        model_cycles = engine_cycles(q.levels(), cfg)["total"]
+    out = run_job(make_job(q, x, cfg, model_cycles, stall, seed), **kw)
+    out.y = out.y[:, : x.shape[1]]
+    return out

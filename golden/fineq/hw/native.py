@@ -26,10 +26,9 @@ from typing import Any
 import numpy as np
 
 from fineq.engine.config import EngineConfig
-from fineq.engine.cycles import engine_cycles
 from fineq.errors import FineQError
 from fineq.format.qmatrix import QuantizedMatrix
-from fineq.hw.job import EngineRun, Job, make_job
+from fineq.hw.job import EngineRun, Job, run_matrix
 from fineq.hw.sources import HEADER, harness_source, include_dirs, rtl_sources
 
 TOP = "fineq_gemm_engine"
@@ -154,10 +153,6 @@ def run_job(job: Job, threads: int = 1, cxx_opt: str = CXX_OPT, rtl_dir: str | o
 
 def run_engine(q: QuantizedMatrix, x: np.ndarray, cfg: EngineConfig, stall: float = 0.0, seed: int = 0,
                model_cycles: int | None = None, **kw: Any) -> EngineRun:
-    """One engine run (``x.shape[1] <= cfg.cols``) on the native harness; ``kw`` as :func:`run_job`.
-    ``model_cycles``: the cycle model's count (computed here if not given) sets the watchdog."""
-    if model_cycles is None:
-        model_cycles = engine_cycles(q.levels(), cfg)["total"]
-    out = run_job(make_job(q, x, cfg, model_cycles, stall, seed), **kw)
-    out.y = out.y[:, : x.shape[1]]
-    return out
+    """One engine run (``x.shape[1] <= cfg.cols``) on the native harness; ``kw`` as :func:`run_job`
+    (:func:`fineq.hw.job.run_matrix`)."""
+    return run_matrix(run_job, q, x, cfg, stall, seed, model_cycles, **kw)
