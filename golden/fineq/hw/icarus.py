@@ -19,7 +19,7 @@ from fineq.errors import FineQError
 from fineq.format.qmatrix import QuantizedMatrix
 from fineq.hw.job import EngineRun, Job, run_matrix
 from fineq.hw.native import cache_dir
-from fineq.hw.sources import HEADER, include_dirs, rtl_sources, testbench_source
+from fineq.hw.sources import design_files, include_dirs, rtl_sources, testbench_source
 
 
 def build(cfg: EngineConfig, rtl_dir: str | os.PathLike[str] | None = None) -> tuple[Path, float]:
@@ -32,7 +32,7 @@ def build(cfg: EngineConfig, rtl_dir: str | os.PathLike[str] | None = None) -> t
     srcs = [testbench_source(), *rtl_sources(rdir)]
     incs = include_dirs(rdir)
     h = hashlib.sha256(repr(cfg.params).encode())
-    for p in [*srcs, *(d / HEADER for d in incs)]:
+    for p in [testbench_source(), *design_files(rdir)]:
         h.update(p.read_bytes())
     out = cache_dir() / f"icarus-{cfg.name}-{h.hexdigest()[:16]}.vvp"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from fineq.engine.config import EngineConfig
 from fineq.errors import FineQError
 from fineq.format.qmatrix import QuantizedMatrix
 from fineq.hw.job import EngineRun, Job, run_matrix
-from fineq.hw.sources import HEADER, harness_source, include_dirs, rtl_sources
+from fineq.hw.sources import design_files, harness_source, include_dirs, rtl_sources
 
 TOP = "fineq_gemm_engine"
 #: C++ optimization of the model (-O3; -O2 is within a few percent, -O1 and -Os slower; docs/microarchitecture.md).
@@ -72,7 +72,7 @@ def verilator_env() -> dict[str, str]:
 def _key(cfg: EngineConfig, flags: tuple[str, ...], threads: int, cxx_opt: str, rtl_dir: Path | None,
          clock_gate: bool) -> str:
     h = hashlib.sha256()
-    for p in [harness_source(), *rtl_sources(rtl_dir), *(d / HEADER for d in include_dirs(rtl_dir))]:
+    for p in [harness_source(), *design_files(rtl_dir)]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
     h.update(repr((cfg.params, flags, threads, cxx_opt, clock_gate)).encode())

@@ -43,6 +43,12 @@ def include_dirs(directory: Path | None = None) -> list[Path]:
     return [Path(directory) if directory is not None else rtl_dir()]
 
 
+def design_files(directory: Path | None = None) -> list[Path]:
+    """Every file a build of the design depends on: the sources of ``files.f`` and the header. Simulator caches
+    key their builds by these files' contents."""
+    return [*rtl_sources(directory), *(d / HEADER for d in include_dirs(directory))]
+
+
 def harness_source() -> Path:
     return Path(str(files("fineq.hw") / "harness.cpp"))
 
