@@ -8,6 +8,7 @@
 #   make synth    Yosys + OpenSTA on Nangate45 -> build/synth/summary.{json,md,png}  (LIBERTY=path WEIGHTS=model)
 #   make perf     cycle/energy model on real weights (SmolLM2, LLaMA-2 shapes) -> build/perf/  (WEIGHTS=model)
 #   make eval     perplexity of SmolLM2 under every quantization method -> build/eval/
+#   make pareto   FineQ vs the MAC array at equal accuracy -> build/pareto/  (needs make eval-pareto, make synth)
 #   make bench    quantizer throughput/memory benchmark
 #   make measure  Verilator speed of the 64x64 engine and PE utilization
 #   make lint     ruff + verilator --lint-only -Wall on every RTL file
@@ -20,7 +21,7 @@ SEED     ?=
 WAVES    ?=
 export SIM SEED WAVES
 
-.PHONY: setup demo test test-golden sim synth perf bench lint clean measure eval
+.PHONY: setup demo test test-golden sim synth perf bench lint clean measure eval eval-pareto pareto
 
 setup:
 	@scripts/setup.sh
@@ -44,11 +45,23 @@ perf: setup
 	@mkdir -p build/perf
 	$(RUN) fineq perf $(if $(WEIGHTS),--weights $(WEIGHTS)) --json build/perf/perf.json
 
-EVAL_METHODS ?= reference,fineq-paper,fineq-search,fineq-hdiag,fineq-gptq,fineq-gptq-clip,fineq-gptq-ord,rtn,rtn3,rtn4,rtn8,uniform,gptq,gptq-g128,gptq3,gptq3-g128,gptq4,gptq4-g128,gptq8,owq,pbllm
+EVAL_METHODS ?= reference,fineq-paper,fineq-search,fineq-hdiag,fineq-gptq,fineq-gptq-clip,fineq-gptq-ord,fineq-gptq-hw,rtn,rtn3,rtn4,rtn8,uniform,gptq,gptq-g128,gptq3,gptq3-g128,gptq4,gptq4-g128,gptq8,gptq3-sm,gptq3-sm-g128,rtn4-sm,gptq4-sm,gptq4-sm-g128,rtn8-sm,gptq8-sm,owq,pbllm
 eval: setup
 	@mkdir -p build/eval
 	$(RUN) fineq eval --model smollm2 --methods $(EVAL_METHODS) --seq 256 2048 --force \
 	  --json build/eval/smollm2.json --chart build/eval/smollm2.png | tee build/eval/smollm2.txt
+
+# make pareto: FineQ against the MAC array at equal accuracy, from an eval of the methods both arrays run and
+# make synth's summary (docs/performance.md "At equal accuracy"); make eval-pareto writes the eval it reads.
+PARETO_METHODS ?= reference,fineq-paper,fineq-search,fineq-gptq,fineq-gptq-ord,fineq-gptq-hw@0.01,fineq-gptq-hw@0.02,fineq-gptq-hw@0.05,fineq-gptq-hw@0.1,gptq3-sm,gptq3-sm-g128,gptq4-sm,gptq4-sm-g128,rtn8-sm,gptq8-sm
+PARETO_EVAL ?= build/eval/pareto.json
+eval-pareto: setup
+	@mkdir -p build/eval
+	$(RUN) fineq eval --model smollm2 --methods $(PARETO_METHODS) --seq 256 2048 --force --json $(PARETO_EVAL) \
+	  | tee build/eval/pareto.txt
+
+pareto: setup
+	$(RUN) fineq pareto $(foreach e,$(PARETO_EVAL),--eval $(e)) --synth build/synth/summary.json --out build/pareto
 
 bench: setup
 	$(RUN) fineq bench

@@ -18,8 +18,11 @@
 `define FINEQ_LEVELS(n)      (((n) > 1) ? $clog2(n) : 1)
 // Width of a column sum of n sign-applied act_w-bit terms: act_w + 1 (so -(-2^(act_w-1)) fits) + LEVELS(n).
 `define FINEQ_SUM_W(act_w, n) ((act_w) + 1 + `FINEQ_LEVELS(n))
-// Width of the MAC array's partial sums over n products of an act_w-bit activation and a 3-bit weight.
-`define FINEQ_MAC_PSUM_W(act_w, n) ((act_w) + 2 + `FINEQ_LEVELS(n))
+// Width of one MAC product: an act_w-bit activation times a w_w-bit sign-magnitude weight,
+// |act * w| <= 2^(act_w-1) * (2^(w_w-1) - 1) < 2^(act_w+w_w-2), signed.
+`define FINEQ_MAC_PROD_W(act_w, w_w) ((act_w) + (w_w) - 1)
+// Width of the MAC array's partial sums over n such products.
+`define FINEQ_MAC_PSUM_W(act_w, w_w, n) (`FINEQ_MAC_PROD_W(act_w, w_w) + `FINEQ_LEVELS(n))
 // Blocks per weight beat: a K tile of rows weights starts 0, 8 or 16 weights into its first block.
 `define FINEQ_BPV(rows)      (((rows) + 16 + `FINEQ_BLOCK_WEIGHTS - 1) / `FINEQ_BLOCK_WEIGHTS)
 

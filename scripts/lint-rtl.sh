@@ -17,6 +17,9 @@ for f in $files; do
   if grep -q "parameter integer CLOCK_GATE" "$f"; then  # the ungated form too
     out="$out$(verilator --lint-only -Wall $inc --top-module "$m" -GCLOCK_GATE=0 "$f" 2>&1 | grep -E '%(Warning|Error)')"
   fi
+  if grep -q "parameter integer W_W" "$f"; then  # the MAC array's widest weights too
+    out="$out$(verilator --lint-only -Wall $inc --top-module "$m" -GW_W=8 "$f" 2>&1 | grep -E '%(Warning|Error)')"
+  fi
   if [ -n "$out" ]; then echo "$f:"; echo "$out"; fail=1; else echo "lint ok: $f"; fi
 done
 # every Verilog file under rtl/ is in the list

@@ -22,7 +22,11 @@ count, and the same toggle rates and duties.
 Modelled, not measured: the MAC array's column accumulators (the MAC RTL has
 none; the testbench sums tiles): their enable is high on each cycle an output
 row leaves a column, their base input takes the FineQ run's partial sums
-(the same values), their sum input the measured bottom-edge outputs.
+(the same values), their sum input the measured bottom-edge outputs. The MAC
+arrays at wider weights (MAC_WIDTHS) run the same rows quantized on their own
+sign-magnitude grid (fineq.quant.signmag, RTN per row) and the same activations;
+their accumulators' base input is modelled by their own bottom-edge outputs,
+sign-extended to 32 bits (partial sums of earlier tiles have the same statistics).
 """
 
 from __future__ import annotations
@@ -63,18 +67,26 @@ def bus(name: str, bits: list[tuple[float, float]]) -> Ports:
 
 
 def workload(weights: str):
+    """``(FineQ matrix, int8 activations, description, float rows)``: the float rows are what the MAC array's own
+    grids quantize."""
     from fineq import quantize
     from fineq.perf.workload import real_gemm
     from fineq.synthetic import heavy_tailed, int8_activations
 
     n = S.ACT_N
     if weights == "synthetic":
-        q = quantize(heavy_tailed(S.ACT_M, S.ACT_K, seed=S.ACT_SEED))
+        w = heavy_tailed(S.ACT_M, S.ACT_K, seed=S.ACT_SEED)
         x = int8_activations(S.ACT_K, n, seed=S.ACT_SEED + 1)
-        return q, x, (f"SYNTHETIC weights (fineq.synthetic.heavy_tailed, seed {S.ACT_SEED}) quantized with FineQ "
-                      "paper, uniform int8 activations")
-    w = real_gemm(weights, S.ACT_LINEAR, S.ACT_M, n, S.WEIGHT_MODE, seed=S.ACT_SEED)
-    return w.q, w.x, w.description
+        return quantize(w), x, (f"SYNTHETIC weights (fineq.synthetic.heavy_tailed, seed {S.ACT_SEED}) quantized with "
+                                "FineQ paper, uniform int8 activations"), w
+    wl = real_gemm(weights, S.ACT_LINEAR, S.ACT_M, n, S.WEIGHT_MODE, seed=S.ACT_SEED)
+    return wl.q, wl.x, wl.description, wl.w
+
+
+def mac_family(w_w: int | None) -> str:
+    """The synthesis units' name prefix: the MAC array fed FineQ's levels (``None``: ``mac``), or at ``w_w``-bit
+    weights on its own grid (``macsm<w_w>``)."""
+    return "mac" if w_w is None else f"macsm{w_w}"
 
 
 def fineq_activity(q, x, coding: str = "thermometer") -> tuple[int, dict[str, Ports]]:
@@ -104,27 +116,34 @@ def fineq_activity(q, x, coding: str = "thermometer") -> tuple[int, dict[str, Po
     return cycles // len(runs), ports
 
 
-def mac_activity(q, x, tag: str) -> tuple[int, dict[str, Ports]]:
-    """The MAC array's runs; the caller adds the accumulators' base_i (the FineQ run's partial sums)."""
+def mac_activity(q, x, tag: str, w_w: int | None = None) -> tuple[int, dict[str, Ports]]:
+    """The MAC array's runs: ``w_w = None``, ``q`` the FineQ matrix (3-bit weights; the caller adds the
+    accumulators' base_i, the FineQ run's partial sums, the same values); else ``q`` integer levels on the
+    ``w_w``-bit sign-magnitude grid, base_i modelled by the array's own partial sums (sum_i sign-extended)."""
     from cocotb_tools.check_results import get_results
 
     from fineq_tb import runner
 
     runs = []
     for i, (c0, c1) in enumerate(token_tiles(x.shape[1])):
-        work = S.BUILD / f"activity_mac_{tag}" / f"tokens{i}"
+        work = S.BUILD / f"activity_{mac_family(w_w)}_{tag}" / f"tokens{i}"
         work.mkdir(parents=True, exist_ok=True)
         job = work / "job.npz"
-        np.savez(job, packed=q.packed, scales=q.scales, shape=np.array(q.shape), x=x[:, c0:c1])
+        if w_w is None:
+            np.savez(job, packed=q.packed, scales=q.scales, shape=np.array(q.shape), x=x[:, c0:c1])
+        else:
+            np.savez(job, levels=q, x=x[:, c0:c1])
+        width = 3 if w_w is None else w_w
         xml = runner.run("mac_systolic_array", "test_mac_systolic_array", "verilator",
-                         {"ROWS": S.ROWS, "COLS": S.ACT_COLS}, name=f"{S.ROWS}x{S.ACT_COLS}", testcase="mac_file_job",
+                         {"ROWS": S.ROWS, "COLS": S.ACT_COLS, "W_W": width}, name=f"{S.ROWS}x{S.ACT_COLS}w{width}",
+                         testcase="mac_file_job",
                          test_dir=work, trace_depth=1, log_file=work / "sim.log", extra_env={"FINEQ_JOB": str(job)})
         ntests, nfail = get_results(Path(xml))
         if nfail or not ntests:
             raise SystemExit(f"the MAC activity run failed its check; see {work / 'sim.log'}")
         runs.append(activity(work / "dump.vcd", "mac_systolic_array", ["act_we_i", "act_row_i", "w_i", "psum_o"]))
     total, a = merge(runs)
-    m, k = q.shape
+    m, k = np.shape(q.levels() if w_w is None else q)
     tiles = -(-k // S.ROWS)
     # A COLS-wide array runs longer (the skew across its columns: fineq.engine.cycles' MAC cycle model); those cycles
     # carry no data into a column, so its toggles are the same over more cycles. Their values: 0, but the
@@ -137,27 +156,39 @@ def mac_activity(q, x, tag: str) -> tuple[int, dict[str, Ports]]:
     cycles = total / len(runs) + skew  # per run, full width
     scale = total / len(runs) / cycles
     a = {name: [(r * scale, d if name == "act_row_i" else d * scale) for r, d in bits] for name, bits in a.items()}
-    psum_w = mac_psum_w(S.ROWS)
+    psum_w = mac_psum_w(S.ROWS, w_w=width)
     en_duty = m * tiles / cycles  # one output row per cycle while a tile streams out
+    sums = lane_mean(a["psum_o"], psum_w, S.ACT_COLS)
+    fam = mac_family(w_w)
     ports = {
-        "mac_col": {**bus("act_we_i", a["act_we_i"]), **bus("act_row_i", lane_mean(a["act_row_i"], 8, S.ACT_COLS)),
-                    **bus("w_i", a["w_i"])},
-        "mac_acc": {"en_i": (2 * tiles / cycles, en_duty), "first_i": (2 / cycles, m / cycles),
-                    **bus("sum_i", lane_mean(a["psum_o"], psum_w, S.ACT_COLS))},
+        f"{fam}_col": {**bus("act_we_i", a["act_we_i"]),
+                       **bus("act_row_i", lane_mean(a["act_row_i"], 8, S.ACT_COLS)), **bus("w_i", a["w_i"])},
+        f"{fam}_acc": {"en_i": (2 * tiles / cycles, en_duty), "first_i": (2 / cycles, m / cycles),
+                       **bus("sum_i", sums)},
     }
+    if w_w is not None:
+        ports[f"{fam}_acc"].update(bus("base_i", [sums[min(b, psum_w - 1)] for b in range(32)]))
     return round(cycles), ports
 
 
 def measure(weights: str, tag: str, variant: bool) -> dict:
-    q, x, desc = workload(weights)
+    from fineq.quant.signmag import quantize_signmag
+
+    q, x, desc, wf = workload(weights)
     nz = float((q.levels() != 0).mean())
     print(f"activity workload ({tag}): M={q.shape[0]} K={q.shape[1]} N={x.shape[1]}: {desc}; "
           f"{100 * nz:.1f}% non-zero levels", flush=True)
-    # the simulations are independent processes: two at a time (the binary-weighted variant on the same workload)
+    wide = {w: quantize_signmag(wf, w).levels for w in S.MAC_WIDTHS} if variant else {}
+    for w, lv in wide.items():
+        print(f"  MAC {w}-bit weights: the same rows on the {w}-bit sign-magnitude grid (RTN, per row): "
+              f"{100 * float((lv != 0).mean()):.1f}% non-zero", flush=True)
+    # the simulations are independent processes: two at a time (the binary-weighted variant and the wider MAC
+    # arrays on the same workload)
     with ThreadPoolExecutor(2) as pool:
         f_fq = pool.submit(fineq_activity, q, x)
         f_mac = pool.submit(mac_activity, q, x, tag)
         f_bin = pool.submit(fineq_activity, q, x, "binary") if variant else None
+        f_wide = {w: pool.submit(mac_activity, lv, x, tag, w) for w, lv in wide.items()}
         (fc, fineq_ports), (mc, mac_ports) = f_fq.result(), f_mac.result()
         base = [fineq_ports["fineq_acc"][f"base_i[{b}]"] for b in range(32)]
         mac_ports["mac_acc"].update(bus("base_i", base))
@@ -170,9 +201,16 @@ def measure(weights: str, tag: str, variant: bool) -> dict:
             fineq_ports.update({f"{k}_bin": v for k, v in bin_ports.items() if k != "fineq_dec"})
             cycles["fineq_binary"] = bc
             print(f"  FineQ engine, binary-weighted coding: {bc} cycles", flush=True)
+        for w, f in f_wide.items():
+            wc, wports = f.result()
+            mac_ports.update(wports)
+            cycles[mac_family(w)] = wc
+            print(f"  MAC array, {w}-bit weights on its own grid: {wc} cycles", flush=True)
     return {"workload": {"m": q.shape[0], "k": q.shape[1], "n": int(x.shape[1]), "seed": S.ACT_SEED,
                          "array_cols": S.ACT_COLS, "runs": len(token_tiles(x.shape[1])),
                          "weights": weights, "description": desc, "nonzero_levels": nz,
+                         "mac_widths": {str(w): {"grid": "sign-magnitude RTN per row",
+                                                 "nonzero_levels": float((lv != 0).mean())} for w, lv in wide.items()},
                          "synthetic": weights == "synthetic"},
             "cycles": cycles, "units": {**fineq_ports, **mac_ports}}
 

@@ -4,6 +4,8 @@ Full designs are composed from the proven units by instance count:
   fineq_pe_array      = COLS x (column: ROWS PEs + adder tree + tree-sum register) + COLS x accumulator
                         + 1 temporal encoder; clock-gated (the engine's configuration)
   mac_systolic_array  = COLS x (column: ROWS MAC PEs) + COLS x accumulator; clock-gated the same way
+  macsm<b>_systolic_array  the same at b-bit weights running its own sign-magnitude grid (settings.MAC_WIDTHS:
+                        3, 4, 8), its columns synthesized flat
   *_nogate            = the same without clock gates; fineq_pe_array_nopipe also without the tree-sum
                         register (the array as the paper describes it, and as it was before the register)
   fineq_decoders      = 1 beat decoder (BPV block decoders) feeding the array
@@ -30,6 +32,7 @@ COMPOSITION = {
     "mac_systolic_array_nogate": [("mac_col_nogate", S.COLS), ("mac_acc_nogate", S.COLS)],
     "fineq_array_no_accumulators": [("fineq_col", S.COLS), ("fineq_enc", 1)],
     "mac_array_no_accumulators": [("mac_col", S.COLS)],
+    **{f"macsm{w}_systolic_array": [(f"macsm{w}_col", S.COLS), (f"macsm{w}_acc", S.COLS)] for w in S.MAC_WIDTHS},
 }
 
 
@@ -131,6 +134,7 @@ def main() -> None:
                      "is a leaf of the adder tree: it counts with the trees)"),
         }
     summary["fineq_vs_mac"] = cmp
+    summary["mac_widths"] = {str(w): designs[f"macsm{w}_systolic_array"] | {"weight_bits": w} for w in S.MAC_WIDTHS}
     if not libfree:
         summary["table_iii"] = table_iii(designs)
         summary["changes"] = changes(designs)
@@ -239,6 +243,14 @@ def markdown(s: dict) -> str:
                 "|---|---|---|---|"]
         out += [f"| {k} | {b['mw'][k]:.2f} | {b['pct'][k]:.1f}% | {b['paper_pct'][k]}% |" for k in b["pct"]]
         out += ["", b["note"] + "."]
+    if lib:
+        out += ["", "## The MAC array at its own weights (b-bit sign-magnitude grid, clock-gated, with its accumulators, "
+                "columns synthesized flat)", "",
+                "| weight bits | area mm^2 | total mW | slack ns | fmax MHz |", "|---|---|---|---|---|"]
+        out += [f"| {w} | {d['area_mm2']:.4f} | {d['power_mw']['total']:.2f} | {d['slack_ns']:+.3f} | "
+                f"{d['fmax_mhz']:.0f} |" for w, d in s["mac_widths"].items()]
+        out += ["", "Each width's power comes from the same GEMM with its own weights (the same rows on its "
+                "sign-magnitude grid; synth/activity.py)."]
     f = s["flat_cross_check"]
     out += ["", "## Scaling cross-check", ""]
     out += [f"- {fam}: {v['array'][0]}x{v['array'][1]} array synthesized flat = {v['flat']:.0f}; its column synthesized "

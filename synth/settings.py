@@ -12,6 +12,8 @@ WEIGHT_MODE FineQ mode that quantizes real weights (paper; ignored for a .fineq.
 ACT_LINEAR  the linear whose first ACT_M rows and real inputs make the workload (model.layers.15.mlp.up_proj)
 ACT_M, ACT_K, ACT_N   rows, K (synthetic only: real weights keep the matrix's K) and tokens (128, 256, 64)
 ACT_SEED    seed of synthetic weights and activations (1)
+MAC_WIDTHS  the MAC array at its own weights ("3 4 8"): units macsm<b>_*, each run on the same linear
+            quantized on its own b-bit sign-magnitude grid (fineq.quant.signmag, RTN) for its activity
 ACT_COLS    columns of the arrays simulated for activity (8): the ACT_N tokens run in tiles of ACT_COLS
             (a column's activity depends only on its own token); smaller simulators build much faster
 """
@@ -46,6 +48,8 @@ ACT_COLS = min(_int("ACT_COLS", 8), COLS)
 WEIGHTS = os.environ.get("WEIGHTS", "").strip() or "smollm2"
 WEIGHT_MODE = os.environ.get("WEIGHT_MODE", "").strip() or "paper"
 ACT_LINEAR = os.environ.get("ACT_LINEAR", "").strip() or "model.layers.15.mlp.up_proj"
+#: the MAC array's wider weight widths synthesized beside the 3-bit one (its FineQ-level baseline)
+MAC_WIDTHS = tuple(int(v) for v in (os.environ.get("MAC_WIDTHS") or "3 4 8").split())
 
 
 def clog2(n: int) -> int:
@@ -96,11 +100,23 @@ def units() -> dict[str, Unit]:
     for sfx, gate in [("", 1), ("_nogate", 0)]:
         # MAC systolic array = COLS x (column of ROWS MAC PEs) + COLS x accumulator
         out["mac_col" + sfx] = Unit("mac_systolic_array", {"ROWS": r, "COLS": 1, "CLOCK_GATE": gate},
-                                    "mac_systolic_array", {"ROWS": r, "COLS": 1, "PSUM_W": msum},
+                                    "mac_systolic_array", {"ROWS": r, "COLS": 1, "PSUM_W": msum, "W_W": 3},
                                     count=c, design="mac_systolic_array")
         out["mac_acc" + sfx] = Unit("fineq_accumulator", {"COLS": 1, "SUM_W": msum, "ACC_W": 32, "CLOCK_GATE": gate},
                                     "fineq_accumulator", {"COLS": 1, "SUM_W": msum, "ACC_W": 32, "SHIFT": 0},
                                     count=c, design="mac_systolic_array")
+    # the MAC array at its own weights (W_W-bit sign-magnitude, fineq.quant.signmag), clock-gated. Its columns are
+    # synthesized flat: OpenSTA 2.0.17 crashes (SIGSEGV in activity propagation) on the hierarchical 4-bit
+    # column's netlist, and one flow for every width keeps them comparable (flat is ~12% smaller than the
+    # hierarchical 3-bit column: it favours the MAC array; docs/synthesis.md)
+    for w in MAC_WIDTHS:
+        ps = mac_psum_w(r, w_w=w)
+        out[f"macsm{w}_col"] = Unit("mac_systolic_array", {"ROWS": r, "COLS": 1, "CLOCK_GATE": 1, "W_W": w},
+                                    "mac_systolic_array", {"ROWS": r, "COLS": 1, "PSUM_W": ps, "W_W": w},
+                                    flatten=True, count=c, design=f"macsm{w}_systolic_array")
+        out[f"macsm{w}_acc"] = Unit("fineq_accumulator", {"COLS": 1, "SUM_W": ps, "ACC_W": 32, "CLOCK_GATE": 1},
+                                    "fineq_accumulator", {"COLS": 1, "SUM_W": ps, "ACC_W": 32, "SHIFT": 0},
+                                    count=c, design=f"macsm{w}_systolic_array")
     # the weight decoders: one beat decoder = BPV cluster decoders
     out["fineq_dec"] = Unit("fineq_beat_decoder", {"ROWS": r}, "fineq_beat_decoder", {"ROWS": r},
                             count=1, design="fineq_decoders")
@@ -111,9 +127,9 @@ def units() -> dict[str, Unit]:
     out["fineq_col_small"] = Unit("fineq_pe_array", {"ROWS": fr, "COLS": 1}, "fineq_pe_array",
                                   {"ROWS": fr, "COLS": 1, "SUM_W": fsm, "PIPE": 1})
     out["mac_flat"] = Unit("mac_systolic_array", {"ROWS": fr, "COLS": fc}, "mac_systolic_array",
-                           {"ROWS": fr, "COLS": fc, "PSUM_W": mac_psum_w(fr)}, flatten=True)
+                           {"ROWS": fr, "COLS": fc, "PSUM_W": mac_psum_w(fr), "W_W": 3}, flatten=True)
     out["mac_col_small"] = Unit("mac_systolic_array", {"ROWS": fr, "COLS": 1}, "mac_systolic_array",
-                                {"ROWS": fr, "COLS": 1, "PSUM_W": mac_psum_w(fr)})
+                                {"ROWS": fr, "COLS": 1, "PSUM_W": mac_psum_w(fr), "W_W": 3})
     return out
 
 
@@ -147,6 +163,8 @@ STA_RUNS: dict[str, StaRun] = {
     "mac_col_nogate": StaRun("mac_col_nogate", "mac_col"),
     "mac_acc": StaRun("mac_acc", "mac_acc", "mac_col"),
     "mac_acc_nogate": StaRun("mac_acc_nogate", "mac_acc", "mac_col_nogate"),
+    **{f"macsm{w}_col": StaRun(f"macsm{w}_col", f"macsm{w}_col") for w in MAC_WIDTHS},
+    **{f"macsm{w}_acc": StaRun(f"macsm{w}_acc", f"macsm{w}_acc", f"macsm{w}_col") for w in MAC_WIDTHS},
 }
 
 

@@ -40,13 +40,16 @@ def test_header_widths_equal_python(tmp_path):
 
     if shutil.which("iverilog") is None:
         pytest.skip("needs Icarus Verilog")
-    calls = " ".join(f'$display("%0d %0d %0d %0d", `FINEQ_LEVELS({n}), `FINEQ_SUM_W(8, {n}), '
-                     f'`FINEQ_MAC_PSUM_W(8, {n}), `FINEQ_BPV({n}));' for n in ROWS)
+    calls = " ".join(f'$display("%0d %0d %0d %0d %0d %0d", `FINEQ_LEVELS({n}), `FINEQ_SUM_W(8, {n}), '
+                     f'`FINEQ_MAC_PSUM_W(8, 3, {n}), `FINEQ_MAC_PSUM_W(8, 4, {n}), `FINEQ_MAC_PSUM_W(8, 8, {n}), '
+                     f'`FINEQ_BPV({n}));' for n in ROWS)
     (tmp_path / "t.v").write_text(f'`include "{HEADER}"\nmodule t; initial begin {calls} end endmodule\n')
     subprocess.run(["iverilog", "-g2005", f"-I{RTL}", "-o", str(tmp_path / "t"), str(tmp_path / "t.v")], check=True)
     out = subprocess.run(["vvp", "-n", str(tmp_path / "t")], capture_output=True, text=True, check=True).stdout
     got = [tuple(int(v) for v in line.split()) for line in out.splitlines() if line.strip()]
-    assert got == [(tree_levels(n), sum_w(n), mac_psum_w(n), bpv(n)) for n in ROWS]
+    assert got == [(tree_levels(n), sum_w(n), mac_psum_w(n), mac_psum_w(n, w_w=4), mac_psum_w(n, w_w=8), bpv(n))
+                   for n in ROWS]
+    assert mac_psum_w(64) == 16 and mac_psum_w(64, w_w=8) == 21  # 128 * 127 * 64 < 2^20
     for n in (8, 16, 64):
         assert EngineConfig(n, 4).bpv == bpv(n) and EngineConfig(n, 4).sum_w == sum_w(n)
 

@@ -58,6 +58,12 @@ def test_synth_small_with_liberty():
     assert ch["clock gating (FineQ)"]["power_mw"] < 0 and ch["clock gating (MAC)"]["power_mw"] < 0
     assert ch["tree-sum register (FineQ)"]["slack_ns"][1] > ch["tree-sum register (FineQ)"]["slack_ns"][0]
     assert set(s["table_iii"]) == {"clock-gated (engine)", "no clock gating", "paper"}
+    # the MAC array at its own weights: every width proven, wider weights cost area and power
+    w = s["mac_widths"]
+    assert set(w) == {"3", "4", "8"} and all(d["netlists_proven"] for d in w.values())
+    assert w["3"]["area_mm2"] < w["4"]["area_mm2"] < w["8"]["area_mm2"]
+    assert w["3"]["power_mw"]["total"] < w["8"]["power_mw"]["total"]
+    assert units["macsm4_col"]["proof"]["tests"] > 0 and units["macsm8_col"]["sta"]["clock_gates"] > 0
 
 
 @pytest.mark.synth

@@ -1,5 +1,5 @@
 """Command line: the parser and the dispatch of ``fineq quantize | info | bench | gemm | demo | eval |
-quantize-model | rtl-layer | perf``. Every handler lives in this package (:mod:`.matrix`, :mod:`.model`,
+quantize-model | rtl-layer | perf | pareto``. Every handler lives in this package (:mod:`.matrix`, :mod:`.model`,
 :mod:`.perf`); every one-line error and exit code is decided in :func:`main`."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import NoReturn
 from fineq.cli.matrix import cmd_bench, cmd_demo, cmd_gemm, cmd_info, cmd_quantize
 from fineq.cli.model import cmd_eval, cmd_quantize_model, cmd_rtl_layer
 from fineq.cli.options import engine_options
-from fineq.cli.perf import cmd_perf
+from fineq.cli.perf import cmd_pareto, cmd_perf
 from fineq.errors import FineQError, QuantizationWarning
 from fineq.hw.run import BACKENDS
 from fineq.quant.registry import FINEQ_MODES
@@ -130,6 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--json", help="also write the table as JSON here")
     p.set_defaults(fn=cmd_perf)
+
+    p = sub.add_parser("pareto", help="every accelerator configuration: bits, perplexity, energy per token, the "
+                       "Pareto front, FineQ vs MAC at equal accuracy")
+    p.add_argument("--eval", action="append", help="a fineq eval JSON (repeatable: evals of the same windows are "
+                   "merged; default build/eval/pareto.json, make eval-pareto's)")
+    p.add_argument("--synth", default="build/synth/summary.json", help="make synth's summary.json")
+    p.add_argument("--out", default="build/pareto", help="folder for pareto.json, pareto.md, pareto.png")
+    p.add_argument("--shapes", nargs="*", default=["llama2-7b"], choices=("llama2-7b", "llama2-13b"),
+                   help="LLaMA-2 shapes with the model's statistics, beside its own layers (default llama2-7b)")
+    p.add_argument("--buffer-kb", type=int, default=512, help="on-chip SRAM buffer for the memory energy (512)")
+    p.add_argument("--usable", type=float, default=10.0,
+                   help="a FineQ configuration is usable at perplexity <= this x the reference's (default 10)")
+    p.set_defaults(fn=cmd_pareto)
     return ap
 
 

@@ -19,13 +19,14 @@ from fineq.quant.registry import quantize
 
 def cmd_quantize(a: argparse.Namespace) -> int:
     from fineq.outputs import check_output
-    from fineq.quant.calibrated import CALIBRATED_MODES, hessian_from_inputs
+    from fineq.quant.calibrated import hessian_from_inputs
+    from fineq.quant.registry import NEEDS_HESSIAN
 
     out = Path(a.output or Path(a.weights).with_suffix(".fineq.npz"))
     check_output(out, force=a.force, inputs=[a.weights, a.calib])
     w = load_npy(a.weights, "weight")
     h = None
-    if a.mode in CALIBRATED_MODES:
+    if a.mode in NEEDS_HESSIAN:
         if not a.calib:
             raise FineQError(f"mode {a.mode} needs --calib X.npy: float [n, K] inputs of the layer")
         x = load_npy(a.calib, "calibration")
@@ -33,7 +34,7 @@ def cmd_quantize(a: argparse.Namespace) -> int:
             raise FineQError(f"calibration file {a.calib}: expected float [n, K={w.shape[-1]}], got {x.dtype} {x.shape}")
         h = hessian_from_inputs(x)
     elif a.calib:
-        raise FineQError(f"mode {a.mode} uses no --calib (calibrated modes: {', '.join(CALIBRATED_MODES)})")
+        raise FineQError(f"mode {a.mode} uses no --calib (calibrated modes: {', '.join(NEEDS_HESSIAN)})")
     q = quantize(w, a.mode, hessian=h)
     save(q, out)
     d = info_dict(q)

@@ -83,3 +83,32 @@ def cmd_perf(a: argparse.Namespace) -> int:
         print(json.dumps({"efficiency": summ, "efficiency_with_memory": summ_mem, "paper_max": PAPER_MAX_EFFICIENCY,
                           "memory": memory.SOURCE, "buffer_kb": a.buffer_kb}))
     return 0
+
+
+def cmd_pareto(a: argparse.Namespace) -> int:
+    """``fineq pareto``: table, chart and JSON of every configuration from an eval JSON and make synth's summary."""
+    from fineq.outputs import write_text_atomic
+    from fineq.perf import pareto, pareto_report
+
+    if a.buffer_kb < 1:
+        raise FineQError(f"--buffer-kb must be positive, got {a.buffer_kb}")
+    if not a.usable > 1:
+        raise FineQError(f"--usable must exceed 1 (a multiple of the reference perplexity), got {a.usable}")
+    out = Path(a.out)
+    if out.exists() and not out.is_dir():
+        raise FineQError(f"--out {out} is a file; give a folder")
+    t0 = time.perf_counter()
+    doc = pareto.build(pareto.load_evals(a.eval or ["build/eval/pareto.json"]), pareto.load_power(a.synth), a.shapes,
+                       a.buffer_kb, a.usable)
+    for w in doc["workloads"]:
+        print(pareto_report.table(doc, w))
+    if doc["not_on_either_array"]:
+        print("not run on either array (no point): " + ", ".join(doc["not_on_either_array"]) +
+              " (asymmetric or mixed grids; the MAC array runs the sign-magnitude grids, methods named *-sm*)")
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "pareto.json", json.dumps(doc, indent=1))
+    write_text_atomic(out / "pareto.md", "\n\n".join(f"```\n{pareto_report.table(doc, w)}\n```"
+                                                     for w in doc["workloads"]) + "\n")
+    pareto_report.chart(doc, doc["workloads"][0], out / "pareto.png")
+    print(f"wrote {out / 'pareto.json'}, pareto.md, pareto.png ({time.perf_counter() - t0:.1f} s)")
+    return 0

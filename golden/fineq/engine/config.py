@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fineq.errors import FineQError
-from fineq.format.codec import ACT_BITS, BLOCK_WEIGHTS
+from fineq.format.codec import ACT_BITS, BLOCK_WEIGHTS, W_BITS
 
 
 def tree_levels(n: int) -> int:
@@ -19,9 +19,15 @@ def sum_w(rows: int, act_w: int = ACT_BITS) -> int:
     return act_w + 1 + tree_levels(rows)
 
 
-def mac_psum_w(rows: int, act_w: int = ACT_BITS) -> int:
-    """Width of the MAC array's partial sums over ``rows`` products of int8 and 3-bit weights: ``FINEQ_MAC_PSUM_W``."""
-    return act_w + 2 + tree_levels(rows)
+def mac_prod_w(w_w: int = W_BITS, act_w: int = ACT_BITS) -> int:
+    """Width of one MAC product, an ``act_w``-bit activation times a ``w_w``-bit sign-magnitude weight
+    (``|a w| <= 2^(act_w - 1) (2^(w_w - 1) - 1)``, signed): ``FINEQ_MAC_PROD_W``."""
+    return act_w + w_w - 1
+
+
+def mac_psum_w(rows: int, act_w: int = ACT_BITS, w_w: int = W_BITS) -> int:
+    """Width of the MAC array's partial sums over ``rows`` products: ``FINEQ_MAC_PSUM_W``."""
+    return mac_prod_w(w_w, act_w) + tree_levels(rows)
 
 
 def bpv(rows: int) -> int:

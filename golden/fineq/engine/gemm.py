@@ -47,8 +47,22 @@ def check_activations(q: QuantizedMatrix, x: Any) -> np.ndarray:
 def gemm(q: QuantizedMatrix, x: Any) -> np.ndarray:
     """``Y = V @ X`` exactly, int64 ``[M, N]``."""
     x = check_activations(q, x)
-    y = q.levels().astype(np.float64) @ x.astype(np.float64)
-    return np.rint(y).astype(np.int64)
+    return int_gemm(q.levels(), x)
+
+
+def int_gemm(levels: Any, x: Any) -> np.ndarray:
+    """``Y = V @ X`` exactly for integer levels ``V [M, K]`` of any width (the MAC array's ``W_W``-bit weights) and
+    int8 ``X [K, N]``: int64 ``[M, N]``. Float64 BLAS while every partial sum is exact (``max|V| * 128 * K <
+    2^53``), else int64 arithmetic."""
+    v, x = np.asarray(levels), np.asarray(x)
+    if not np.issubdtype(v.dtype, np.integer) or x.dtype != np.int8:
+        raise FineQError(f"int_gemm needs integer levels and int8 activations, got {v.dtype} and {x.dtype}")
+    if v.ndim != 2 or x.ndim != 2 or v.shape[1] != x.shape[0]:
+        raise FineQError(f"int_gemm shapes do not chain: levels {v.shape}, activations {x.shape}")
+    top = int(np.abs(v.astype(np.int64)).max(initial=0))
+    if top * 128 * max(1, v.shape[1]) < 2**53:
+        return np.rint(v.astype(np.float64) @ x.astype(np.float64)).astype(np.int64)
+    return v.astype(np.int64) @ x.astype(np.int64)
 
 
 def temporal_bits(mag: np.ndarray, coding: str = "thermometer") -> list[tuple[np.ndarray, int]]:

@@ -40,10 +40,22 @@ def _field2(level: int) -> int:
     return (2 if level < 0 else 0) | abs(level)
 
 
+def sign_magnitude(level: int, width: int = W_BITS) -> int:
+    """``level`` as a ``width``-bit sign-magnitude field ``{sign, |level|}`` (the RTL's weight format)."""
+    top = (1 << (width - 1)) - 1
+    if not -top <= level <= top:
+        raise ValueError(f"level {level} does not fit a {width}-bit sign-magnitude field")
+    return ((1 << (width - 1)) if level < 0 else 0) | abs(level)
+
+
+def from_sign_magnitude(field: int, width: int = W_BITS) -> int:
+    """The level of a ``width``-bit sign-magnitude field (negative zero is 0)."""
+    mag = field & ((1 << (width - 1)) - 1)
+    return -mag if (field >> (width - 1)) & 1 else mag
+
+
 def _field3(level: int) -> int:
-    if not -3 <= level <= 3:
-        raise ValueError(f"level {level} does not fit a 3-bit field")
-    return (4 if level < 0 else 0) | abs(level)
+    return sign_magnitude(level, 3)
 
 
 def _from2(f: int) -> int:
@@ -123,9 +135,10 @@ def decode_block(block: bytes) -> list[int]:
     return decode_word(block_word(block))
 
 
-def weights_bus(levels: list[int]) -> int:
-    """The decoder's 72-bit output bus for 24 levels: 3-bit sign-magnitude each."""
-    return sum(_field3(v) << (3 * i) for i, v in enumerate(levels))
+def weights_bus(levels: list[int], width: int = W_BITS) -> int:
+    """A bus of ``width``-bit sign-magnitude levels, level ``i`` at bits ``[width i +: width]`` (``width = 3``: the
+    decoder's 72-bit output bus for 24 levels; the MAC array's weight input at its ``W_W``)."""
+    return sum(sign_magnitude(int(v), width) << (width * i) for i, v in enumerate(levels))
 
 
 def _build_luts() -> tuple[np.ndarray, np.ndarray]:

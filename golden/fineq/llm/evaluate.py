@@ -73,14 +73,10 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
         log(f"[{name}] quantizing ({m.about}) ...")
         res, qsec = timed_apply(lm.model, m, sp.calib if m.calibrated else None, skip)
         bits = bits_per_weight(res, lm.model)
-        hw = {}
-        if m.mode:
-            from fineq.engine.cycles import level_stats
-
-            hw = level_stats([r.qmatrix.levels() for r in res.values()])
+        hw = hardware_side(res)
         log(f"[{name}] {bits:.3f} bits/weight, quantized in {qsec:.1f} s" +
              (f"; {100 * hw['nonzero_levels']:.1f}% non-zero levels, {hw['cycles_per_vector']:.2f} cycles/vector"
-              if hw else ""))
+              if "nonzero_levels" in hw else ""))
         for s, w in wins.items():
             t1 = time.perf_counter()
             r = perplexity(lm.model, w, desc=f"{name} seq {s}")
@@ -98,8 +94,49 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
         for n, lin in lins.items():
             lin.weight.copy_(orig[n])
     return {"model": lm.name, "model_path": lm.path, "reference": lm.reference, "text": text_desc,
+            "linears": linear_shapes(lins),
             "tokens": sp.total_tokens, "calibration_tokens": int(sp.calib.size),
             "int8_activations": int8, "seconds": round(time.perf_counter() - t0, 1), "results": results}
+
+
+def hardware_side(res: dict[str, QResult]) -> dict[str, Any]:
+    """What the accelerators see of a method's matrices: for FineQ modes the share of non-zero levels and the
+    temporal cycles per vector, thermometer and binary-weighted coding (overall and per linear type:
+    ``q_proj``, ...); for the MAC array's grid
+    (:mod:`fineq.quant.signmag`) its weight width and group. Empty for other methods."""
+    from fineq.engine.cycles import level_stats
+
+    first = next(iter(res.values()), None)
+    if first is None:
+        return {}
+    if first.qmatrix is not None:
+        from fineq.engine.config import EngineConfig
+
+        binary = EngineConfig(coding="binary")
+        hw: dict[str, Any] = level_stats([r.qmatrix.levels() for r in res.values()])
+        hw["cycles_per_vector_binary"] = level_stats([r.qmatrix.levels() for r in res.values()],
+                                                     binary)["cycles_per_vector"]
+        by: dict[str, list[Any]] = {}
+        for n, r in res.items():
+            by.setdefault(n.rsplit(".", 1)[-1], []).append(r.qmatrix.levels())
+        hw["cycles_per_vector_by_linear"] = {t: level_stats(v)["cycles_per_vector"] for t, v in by.items()}
+        hw["cycles_per_vector_binary_by_linear"] = {t: level_stats(v, binary)["cycles_per_vector"]
+                                                    for t, v in by.items()}
+        return hw
+    sm = (first.info or {}).get("signmag")
+    return {"mac_weight_bits": sm.bits, "group": sm.group} if sm is not None else {}
+
+
+def linear_shapes(lins: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """``{linear type: {"m", "k", "count"}}`` of the decoder linears (weights ``[m, k]``), for the energy model."""
+    out: dict[str, dict[str, int]] = {}
+    for n, lin in lins.items():
+        t = n.rsplit(".", 1)[-1]
+        m, k = (int(v) for v in lin.weight.shape)
+        if t in out and (out[t]["m"], out[t]["k"]) != (m, k):
+            t = n  # a type whose shapes differ between blocks is kept per linear
+        out.setdefault(t, {"m": m, "k": k, "count": 0})["count"] += 1
+    return out
 
 
 def table(doc: dict[str, Any]) -> str:

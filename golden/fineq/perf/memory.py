@@ -6,8 +6,9 @@ DRAM figure's low end (1.3 nJ / 8 B = 162.5 pJ per byte; the high end would only
 totals further toward memory) and, for the on-chip buffer, the SRAM energy interpolated log-log in the
 buffer's size between Horowitz's three points.
 
-Traffic (bytes; both arrays move the same data: the MAC array reads the same packed weights through the
-same decoders, so memory adds the same energy to both):
+Traffic (bytes; in ``fineq perf`` both arrays move the same data: the MAC array reads the same packed weights
+through the same decoders, so memory adds the same energy to both; ``fineq pareto`` gives the MAC array at its
+own widths its own weight bytes, :func:`signmag_weight_bytes`):
   weights   Wb = M * 7 * ceil(K / 24) packed bytes + 2 M bytes of float16 scales
   acts      A  = K * N int8;  outputs O = M * N * 4 (int32, the engine's output)
   runs      R  = ceil(N / COLS) engine runs (each streams every weight once)
@@ -51,8 +52,20 @@ class Traffic:
     weights_fit: bool
 
 
-def traffic(m: int, k: int, n: int, cfg: EngineConfig, buffer_bytes: int) -> Traffic:
-    wb = m * BLOCK_BYTES * -(-k // BLOCK_WEIGHTS) + 2 * m  # packed blocks + float16 scales
+def fineq_weight_bytes(m: int, k: int) -> int:
+    """FineQ's packed blocks and float16 row scales."""
+    return m * BLOCK_BYTES * -(-k // BLOCK_WEIGHTS) + 2 * m
+
+
+def signmag_weight_bytes(m: int, k: int, bits: int, group: int | None = None) -> int:
+    """The MAC array's own weights (:mod:`fineq.quant.signmag`): ``bits`` per weight, packed densely, and a
+    float16 scale per row or per group of ``group`` weights of a row."""
+    return -(-m * k * bits // 8) + 2 * m * (1 if group is None else -(-k // group))
+
+
+def traffic(m: int, k: int, n: int, cfg: EngineConfig, buffer_bytes: int, weight_bytes: int | None = None) -> Traffic:
+    """The layer's traffic; its weights are FineQ's packed format unless ``weight_bytes`` says otherwise."""
+    wb = fineq_weight_bytes(m, k) if weight_bytes is None else weight_bytes
     a, o = k * n, m * n * 4
     runs, chunks = -(-n // cfg.cols), -(-m // cfg.psum_depth)
     fit = wb + k * cfg.cols <= buffer_bytes

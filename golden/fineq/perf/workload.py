@@ -29,6 +29,7 @@ class Workload:
     q: QuantizedMatrix  # [m, K]
     x: np.ndarray  # int8 [K, n]
     description: str
+    w: np.ndarray | None = None  # float32 [m, K]: the rows before quantization (other grids quantize them)
 
 
 def _rows(q: QuantizedMatrix, m: int) -> QuantizedMatrix:
@@ -69,7 +70,8 @@ def real_gemm(spec: str, linear: str = DEFAULT_LINEAR, m: int = 128, n: int = 64
 
         q = _rows(qms[linear], m)
         x, desc = _activations(load(meta.get("base_model", DEMO_MODEL)), linear, n)
-        return Workload(q, x, f"{Path(spec).name} (FineQ {meta.get('mode', '?')}): {linear}[:{q.shape[0]}]; {desc}")
+        return Workload(q, x, f"{Path(spec).name} (FineQ {meta.get('mode', '?')}): {linear}[:{q.shape[0]}]; {desc}",
+                        q.dequantize())
     if is_model_spec(spec):
         from fineq.llm.models import load
 
@@ -79,7 +81,7 @@ def real_gemm(spec: str, linear: str = DEFAULT_LINEAR, m: int = 128, n: int = 64
             raise FineQError(f"{spec} has no linear {linear}")
         w = mods[linear].weight.detach().float().numpy()[:m]
         x, desc = _activations(lm, linear, n)
-        return Workload(quantize(w, mode), x, f"{linear}[:{w.shape[0]}] quantized with FineQ {mode}; {desc}")
+        return Workload(quantize(w, mode), x, f"{linear}[:{w.shape[0]}] quantized with FineQ {mode}; {desc}", w)
     weights = load_weight_file(spec)
     key = linear if linear in weights else f"{linear}.weight"
     if key not in weights:
@@ -89,4 +91,4 @@ def real_gemm(spec: str, linear: str = DEFAULT_LINEAR, m: int = 128, n: int = 64
     w = weights[key][:m]
     x = int8_activations(w.shape[1], n, seed=seed)
     return Workload(quantize(w, mode), x, f"{Path(spec).name}: {key}[:{w.shape[0]}] quantized with FineQ {mode}; "
-                    f"synthetic uniform int8 activations (a weights-only file has no model to run)")
+                    f"synthetic uniform int8 activations (a weights-only file has no model to run)", w)

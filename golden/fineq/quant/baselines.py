@@ -31,6 +31,7 @@ bits per weight. Storage assumptions are in ``docs/accuracy.md``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fineq.quant.gptq import gptq, inverse_cholesky, scalar_unit
@@ -95,25 +96,30 @@ def gptq_minmax(w: Any, h: Any, bits: int = 2, group: int | None = None, blocksi
     return q, wf, 1
 
 
-def _gptq_grouped(w: Any, h: Any, bits: int, group: int, ncols: int) -> tuple[Any, Any, int]:
+def _gptq_grouped(w: Any, h: Any, bits: int, group: int, ncols: int,
+                  grid: tuple[Callable[[Any], Any], Callable[[Any, Any], Any]] | None = None) -> tuple[Any, Any, int]:
     """GPTQ with per-group parameters: groups are processed as blocks, so each group's parameters are found
     on its columns after every update from the groups before it (the reference finds them on the global W
-    at the group's first column; with ``blocksize == group`` the two agree)."""
+    at the group's first column; with ``blocksize == group`` the two agree). ``grid`` = ``(params(w) -> p,
+    fake(w [M, 1], p) -> [M, 1])``; default the min/max grid of ``bits``."""
     import torch
 
-    maxq = 2**bits - 1
+    if grid is None:
+        maxq = 2**bits - 1
+        grid = (lambda wg: _minmax_params(wg, bits), lambda col, p: _fake_quant(col, p[0], p[1], maxq))
+    params, fake = grid
     u, dead = inverse_cholesky(h)
     w = w.detach().to(torch.float32).clone()
     w[:, dead] = 0
     q = torch.zeros((w.shape[0], ncols), dtype=torch.float32)
     for g0 in range(0, ncols, group):
         g1 = min(g0 + group, ncols)
-        scale, zero = _minmax_params(w[:, g0:g1], bits)
+        p = params(w[:, g0:g1])
         w1 = w[:, g0:g1].clone()
         err1 = torch.zeros_like(w1)
         u1 = u[g0:g1, g0:g1]
         for j in range(g1 - g0):
-            qj = _fake_quant(w1[:, j : j + 1], scale, zero, maxq)[:, 0]
+            qj = fake(w1[:, j : j + 1], p)[:, 0]
             q[:, g0 + j] = qj
             e = (w1[:, j] - qj) / u1[j, j]
             err1[:, j] = e

@@ -35,6 +35,7 @@ tie rule.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -150,8 +151,15 @@ def _scales(w: Any, weight: Any, clip: bool) -> np.ndarray:
     return best
 
 
-def quantize_calibrated(w: Any, mode: str, hessian: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(levels int8 [M, K], codes uint8 [M, 4 nb], scales float16 [M])`` of a calibrated mode."""
+#: ``caps(w [M, Kp], s [M], weight [Kp]) -> int [M, Kp]``: a largest magnitude per weight, applied in the rounding
+#: of the GPTQ modes (:mod:`fineq.quant.hwaware` caps whole engine vectors so they need fewer temporal cycles)
+Caps = Callable[[Any, Any, Any], Any]
+
+
+def quantize_calibrated(w: Any, mode: str, hessian: Any,
+                        caps: Caps | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(levels int8 [M, K], codes uint8 [M, 4 nb], scales float16 [M])`` of a calibrated mode; ``caps`` (GPTQ
+    modes) limits each weight's magnitude further, on top of its code's limit."""
     import torch
 
     from fineq.quant.rules import as_float_matrix
@@ -169,7 +177,10 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any) -> tuple[np.ndarray, np
 
     warn_flushed_rows(wn, s16)
     s = torch.from_numpy(s16.astype(np.float32))
+    cap = None if caps is None else torch.as_tensor(caps(wt, s, weight), dtype=torch.float32)
     if mode == "hdiag":
+        if cap is not None:
+            raise FineQError("mode hdiag takes no magnitude caps (the GPTQ modes do)")
         levels, codes, _ = _best_rtn(wt, s, weight)
         return levels[:, :k].to(torch.int8).numpy(), codes.to(torch.uint8).numpy(), s16
     order = mode == "gptq-ord"
@@ -178,6 +189,7 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any) -> tuple[np.ndarray, np
         pairs = torch.argsort(torch.diagonal(ht).reshape(-1, 6).sum(dim=1), descending=True, stable=True)
         perm = (pairs[:, None] * 6 + torch.arange(6)[None, :]).reshape(-1)
         wt, ht = wt[:, perm], ht[perm][:, perm]
+        cap = None if cap is None else cap[:, perm]
     levels = torch.zeros((m, kp), dtype=torch.int8)
     codes = torch.zeros((m, kp // 6), dtype=torch.uint8)
     inv = torch.where(s > 0, 1.0 / torch.where(s > 0, s, 1.0), 0.0)
@@ -192,7 +204,8 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any) -> tuple[np.ndarray, np
         cost = torch.zeros((4, m))
         for i in range(6):
             r = torch.round(wc[:, :, i] * inv)
-            r = torch.maximum(torch.minimum(r, lim), -lim)
+            li = lim if cap is None else torch.minimum(lim, cap[None, :, col0 + i])
+            r = torch.maximum(torch.minimum(r, li), -li)
             r[zero[:, i]] = 0
             ei = (wc[:, :, i] - r * s) / u6[i, i]
             cost += ei * ei

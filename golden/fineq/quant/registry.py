@@ -20,11 +20,15 @@ from fineq.errors import FineQError
 from fineq.format.qmatrix import QuantizedMatrix, from_levels
 from fineq.quant.baselines import gptq_method, owq, pbllm, rtn, uniform
 from fineq.quant.calibrated import CALIBRATED_MODES, quantize_calibrated
+from fineq.quant.hwaware import DEFAULT_LAMBDA, HW_MODE, quantize_hw
 from fineq.quant.result import QResult
 from fineq.quant.rules import MODES, quantize_arrays
+from fineq.quant.signmag import signmag_method
 
-#: FineQ's modes: data-free (``paper``, ``search``), then calibrated (need a Hessian).
-FINEQ_MODES = MODES + CALIBRATED_MODES
+#: FineQ's modes: data-free (``paper``, ``search``), then calibrated (need a Hessian), the last one hardware-aware.
+FINEQ_MODES = MODES + CALIBRATED_MODES + (HW_MODE,)
+#: modes that need a Hessian
+NEEDS_HESSIAN = CALIBRATED_MODES + (HW_MODE,)
 
 
 @dataclass(frozen=True)
@@ -36,38 +40,51 @@ class Quantizer:
     about: str
 
 
-def quantize(w: Any, mode: str = "paper", hessian: Any = None) -> QuantizedMatrix:
+def quantize(w: Any, mode: str = "paper", hessian: Any = None, hw_lambda: float | None = None) -> QuantizedMatrix:
     """Quantize a float ``[M, K]`` numpy array or torch tensor into the spec's packed format.
 
     ``mode``: ``"paper"`` (outlier rule, least-error fallback; spec section 4) or ``"search"`` (least error for
     every pair), or a calibrated mode (``"hdiag"``, ``"gptq"``, ``"gptq-clip"``, ``"gptq-ord"``;
     :mod:`fineq.quant.calibrated`), which needs ``hessian``: ``H = 2 X X^T / n`` ``[K, K]`` of the layer's
     calibration inputs (:func:`fineq.quant.calibrated.hessian_from_inputs`). Every mode produces the same packed
-    format. Raises :class:`fineq.FineQError` subclasses on bad input (NaN/Inf, float16 scale overflow, wrong
-    rank or dtype, missing Hessian).
+    format. ``"gptq-hw"`` (:mod:`fineq.quant.hwaware`) also takes ``hw_lambda``, its price of a temporal cycle.
+    Raises :class:`fineq.FineQError` subclasses on bad input (NaN/Inf, float16 scale overflow, wrong rank or
+    dtype, missing Hessian).
     """
-    if mode in CALIBRATED_MODES:
+    if hw_lambda is not None and mode != HW_MODE:
+        raise FineQError(f"hw_lambda is the parameter of mode {HW_MODE}, not of {mode!r}")
+    if mode in NEEDS_HESSIAN:
         if hessian is None:
             raise FineQError(f"mode {mode!r} needs calibration data: pass hessian=H (2 X X^T / n of the layer's inputs)")
-        levels, codes, scales = quantize_calibrated(w, mode, hessian)
+        if mode == HW_MODE:
+            levels, codes, scales = quantize_hw(w, hessian, DEFAULT_LAMBDA if hw_lambda is None else hw_lambda)
+        else:
+            levels, codes, scales = quantize_calibrated(w, mode, hessian)
         q = from_levels(levels, codes, scales)
         return QuantizedMatrix(q.packed, q.scales, q.shape, mode)
     if mode not in MODES:
         raise FineQError(f"mode must be one of {FINEQ_MODES}, got {mode!r}")
     if hessian is not None:
-        raise FineQError(f"mode {mode!r} takes no hessian (calibrated modes: {', '.join(CALIBRATED_MODES)})")
+        raise FineQError(f"mode {mode!r} takes no hessian (calibrated modes: {', '.join(NEEDS_HESSIAN)})")
     packed, scales = quantize_arrays(w, mode)
     shape = (int(packed.shape[0]), int(np.shape(w)[1]))
     return QuantizedMatrix(packed, scales, shape, mode)
 
 
-def _fineq(mode: str) -> Callable[[Any, Any], QResult]:
+def _fineq(mode: str, hw_lambda: float | None = None) -> Callable[[Any, Any], QResult]:
     def run(w: Any, h: Any) -> QResult:
         import torch
 
-        q = quantize(w, mode, hessian=h)
+        q = quantize(w, mode, hessian=h, hw_lambda=hw_lambda)
         m, k = q.shape
         return QResult(torch.from_numpy(q.dequantize()), q.bits_per_weight * m * k, qmatrix=q)
+
+    return run
+
+
+def _signmag(bits: int, group: int | None, calibrated: bool) -> Callable[[Any, Any], QResult]:
+    def run(w: Any, h: Any) -> QResult:
+        return signmag_method(w, h if calibrated else None, bits, group)
 
     return run
 
@@ -79,12 +96,13 @@ _FINEQ_ABOUT = {
     "gptq": "FineQ codebook inside GPTQ's error feedback",
     "gptq-clip": "fineq-gptq with the hdiag row scale",
     "gptq-ord": "fineq-gptq-clip, pairs in act-order, row scales refit by output error",
+    HW_MODE: f"fineq-gptq-ord paying lambda per temporal cycle (lambda {DEFAULT_LAMBDA}; fineq-{HW_MODE}@L for another)",
 }
 
 
 def _registry() -> dict[str, Quantizer]:
     qs = [Quantizer("reference", False, None, None, "nothing quantized")]
-    qs += [Quantizer(f"fineq-{m}", m in CALIBRATED_MODES, _fineq(m), m, _FINEQ_ABOUT[m]) for m in FINEQ_MODES]
+    qs += [Quantizer(f"fineq-{m}", m in NEEDS_HESSIAN, _fineq(m), m, _FINEQ_ABOUT[m]) for m in FINEQ_MODES]
     qs += [
         Quantizer("rtn", False, lambda w, h: rtn(w, 2), None, "2-bit asymmetric min/max per row"),
         Quantizer("rtn3", False, lambda w, h: rtn(w, 3), None, "3-bit asymmetric min/max per row"),
@@ -98,6 +116,15 @@ def _registry() -> dict[str, Quantizer]:
         Quantizer("gptq4", True, lambda w, h: gptq_method(w, h, 4), None, "GPTQ 4-bit per row"),
         Quantizer("gptq4-g128", True, lambda w, h: gptq_method(w, h, 4, 128), None, "GPTQ 4-bit, groups of 128"),
         Quantizer("gptq8", True, lambda w, h: gptq_method(w, h, 8), None, "GPTQ 8-bit per row"),
+    ]
+    # the MAC array's own grid (fineq.quant.signmag): what the MAC RTL runs bit-exactly at W_W = b
+    for b, grp, cal in [(3, None, True), (3, 128, True), (4, None, False), (4, None, True), (4, 128, True),
+                        (8, None, False), (8, None, True)]:
+        name = f"{'gptq' if cal else 'rtn'}{b}-sm" + (f"-g{grp}" if grp else "")
+        about = (f"{'GPTQ' if cal else 'RTN'} {b}-bit sign-magnitude (the MAC array's grid), "
+                 + (f"groups of {grp}" if grp else "per row"))
+        qs.append(Quantizer(name, cal, _signmag(b, grp, cal), None, about))
+    qs += [
         Quantizer("owq", True, lambda w, h: owq(w, h, 2.25), None, "OWQ: weak columns fp16, GPTQ 2-bit g128, 2.25 b"),
         Quantizer("pbllm", True, lambda w, h: pbllm(w, h), None, "PB-LLM: 10% salient 8-bit, rest binary, GPTQ"),
     ]
@@ -108,7 +135,17 @@ QUANTIZERS = _registry()
 
 
 def get(name: str) -> Quantizer:
-    """The quantizer called ``name`` (``fineq eval --list-methods`` lists them)."""
+    """The quantizer called ``name`` (``fineq eval --list-methods`` lists them); ``fineq-gptq-hw@L`` is mode
+    ``gptq-hw`` at lambda ``L`` (a float, at least 0)."""
+    prefix = f"fineq-{HW_MODE}@"
+    if name.startswith(prefix):
+        try:
+            lam = float(name[len(prefix):])
+        except ValueError:
+            lam = float("nan")
+        if not lam >= 0 or lam == float("inf"):
+            raise FineQError(f"method {name!r}: lambda after '@' must be a number at least 0")
+        return Quantizer(name, True, _fineq(HW_MODE, lam), HW_MODE, f"fineq-{HW_MODE} at lambda {lam:g}")
     if name not in QUANTIZERS:
         raise FineQError(f"unknown method {name!r}; `fineq eval --list-methods` lists them")
     return QUANTIZERS[name]
