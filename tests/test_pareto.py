@@ -232,3 +232,17 @@ def test_evals_of_the_same_windows_merge(files, tmp_path):
         pareto.load_evals([e, tmp_path / "e3.json"])
     with pytest.raises(pareto.FineQError, match="also in an earlier"):
         pareto.load_evals([e, e])
+
+
+def test_outputs_get_plain_file_permissions(tmp_path):
+    """Atomic outputs are readable as a plain open would leave them (not mkstemp's owner-only mode)."""
+    import os
+
+    from fineq.outputs import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        p = write_text_atomic(tmp_path / "x.json", "{}")
+    finally:
+        os.umask(old)
+    assert (p.stat().st_mode & 0o777) == 0o644
