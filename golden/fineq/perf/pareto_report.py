@@ -15,6 +15,10 @@ def _kind(p: dict[str, Any]) -> str:
 def table(doc: dict[str, Any], workload: str) -> str:
     seqs = sorted(doc["reference_ppl"], key=int)
     pts = [p for p in doc["points"] if p["workload"] == workload]
+    fed = [p for p in pts if p["fineq_weights"]]
+    if fed:  # the MAC array fed FineQ's levels: one row (the most accurate mode's), the rest are in the JSON
+        keep = min(fed, key=lambda p: p["ppl"][seqs[0]])
+        pts = [p for p in pts if not p["fineq_weights"] or p is keep]
     head = (f"{'configuration':<36}{'bits':>6}" + "".join(f"{'ppl@' + s:>10}" for s in seqs)
             + "".join(f"{'cyc/tok@' + s:>13}{'uJ/tok@' + s:>12}{'w/mem@' + s:>12}" for s in seqs) + f"{'mm^2':>8}")
     lines = [f"== {workload}: energy per token at N = the sequence length (compute only; with DRAM + SRAM)", head]
