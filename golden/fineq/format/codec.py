@@ -34,12 +34,6 @@ ZEROED = {1: 0, 2: 1, 3: 2}
 KEPT = {1: (1, 2), 2: (0, 2), 3: (0, 1)}
 
 
-def _field2(level: int) -> int:
-    if not -1 <= level <= 1:
-        raise ValueError(f"level {level} does not fit a 2-bit field")
-    return (2 if level < 0 else 0) | abs(level)
-
-
 def sign_magnitude(level: int, width: int = W_BITS) -> int:
     """``level`` as a ``width``-bit sign-magnitude field ``{sign, |level|}`` (the RTL's weight format)."""
     top = (1 << (width - 1)) - 1
@@ -54,20 +48,6 @@ def from_sign_magnitude(field: int, width: int = W_BITS) -> int:
     return -mag if (field >> (width - 1)) & 1 else mag
 
 
-def _field3(level: int) -> int:
-    return sign_magnitude(level, 3)
-
-
-def _from2(f: int) -> int:
-    mag = f & 1
-    return -mag if f & 2 else mag
-
-
-def _from3(f: int) -> int:
-    mag = f & 3
-    return -mag if f & 4 else mag
-
-
 def encode_cluster(code: int, levels: tuple[int, int, int]) -> int:
     """Return the 6-bit field F of one cluster (spec section 6).
 
@@ -75,13 +55,13 @@ def encode_cluster(code: int, levels: tuple[int, int, int]) -> int:
     (a 2-bit level outside -1..1, or a nonzero level at the zeroed position).
     """
     if code == 0:
-        return sum(_field2(v) << (2 * i) for i, v in enumerate(levels))
+        return sum(sign_magnitude(v, 2) << (2 * i) for i, v in enumerate(levels))
     if code not in KEPT:
         raise ValueError(f"code {code} is not in 0..3")
     if levels[ZEROED[code]] != 0:
         raise ValueError(f"code {code} zeroes position {ZEROED[code]}, level is {levels[ZEROED[code]]}")
     first, second = (levels[p] for p in KEPT[code])
-    return _field3(first) | (_field3(second) << 3)
+    return sign_magnitude(first, 3) | (sign_magnitude(second, 3) << 3)
 
 
 def decode_cluster(code: int, field: int) -> tuple[int, int, int]:
@@ -91,11 +71,11 @@ def decode_cluster(code: int, field: int) -> tuple[int, int, int]:
     """
     field &= 0x3F
     if code == 0:
-        return (_from2(field & 3), _from2((field >> 2) & 3), _from2((field >> 4) & 3))
+        return tuple(from_sign_magnitude((field >> (2 * i)) & 3, 2) for i in range(3))
     out = [0, 0, 0]
     p0, p1 = KEPT[code]
-    out[p0] = _from3(field & 7)
-    out[p1] = _from3(field >> 3)
+    out[p0] = from_sign_magnitude(field & 7, 3)
+    out[p1] = from_sign_magnitude(field >> 3, 3)
     return (out[0], out[1], out[2])
 
 

@@ -112,16 +112,16 @@ def hardware_side(res: dict[str, QResult]) -> dict[str, Any]:
     if first.qmatrix is not None:
         from fineq.engine.config import EngineConfig
 
-        binary = EngineConfig(coding="binary")
-        hw: dict[str, Any] = level_stats([r.qmatrix.levels() for r in res.values()])
-        hw["cycles_per_vector_binary"] = level_stats([r.qmatrix.levels() for r in res.values()],
-                                                     binary)["cycles_per_vector"]
+        levels = [r.qmatrix.levels() for r in res.values()]
         by: dict[str, list[Any]] = {}
-        for n, r in res.items():
-            by.setdefault(n.rsplit(".", 1)[-1], []).append(r.qmatrix.levels())
-        hw["cycles_per_vector_by_linear"] = {t: level_stats(v)["cycles_per_vector"] for t, v in by.items()}
-        hw["cycles_per_vector_binary_by_linear"] = {t: level_stats(v, binary)["cycles_per_vector"]
-                                                    for t, v in by.items()}
+        for n, lv in zip(res, levels, strict=True):
+            by.setdefault(n.rsplit(".", 1)[-1], []).append(lv)
+        hw: dict[str, Any] = level_stats(levels)
+        for coding, sfx in (("thermometer", ""), ("binary", "_binary")):
+            cfg = EngineConfig(coding=coding)
+            hw[f"cycles_per_vector{sfx}"] = level_stats(levels, cfg)["cycles_per_vector"]
+            hw[f"cycles_per_vector{sfx}_by_linear"] = {t: level_stats(v, cfg)["cycles_per_vector"]
+                                                      for t, v in by.items()}
         return hw
     sm = (first.info or {}).get("signmag")
     return {"mac_weight_bits": sm.bits, "group": sm.group} if sm is not None else {}

@@ -81,12 +81,12 @@ def load_power(summary: str | Path) -> Power:
         s = json.loads(p.read_text())
         if s.get("mode") != "liberty":
             raise FineQError(f"{p} is a library-free synthesis summary: energy needs LIBERTY=... make synth")
-        d, cols, rows = s["designs"], s["array"][1], s["array"][0]
+        d, rows = s["designs"], s["array"][0]
         widths = {int(w): v for w, v in s["mac_widths"].items()}
         f = s["clock_mhz"] * 1e6
 
-        def pe_pj(w: int) -> float:
-            return s["units"][f"macsm{w}_col"]["sta"]["power_vcd"][3] * 1e-3 * cols / (rows * cols) / f * 1e12
+        def pe_pj(w: int) -> float:  # one column's power over its ROWS PEs, per cycle
+            return s["units"][f"macsm{w}_col"]["sta"]["power_vcd"][3] * 1e-3 / rows / f * 1e12
 
         dec = d["fineq_decoders"]
         return Power(float(s["clock_mhz"]),

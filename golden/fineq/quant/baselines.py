@@ -85,7 +85,7 @@ def gptq_minmax(w: Any, h: Any, bits: int = 2, group: int | None = None, blocksi
     """GPTQ with the min/max grid. Returns ``(Q [M, ncols], W' [M, K], number of parameter sets per row)``."""
     ncols = w.shape[1] if ncols is None else ncols
     if group is not None:
-        return _gptq_grouped(w, h, bits, group, ncols)
+        return gptq_grouped(w, h, bits, group, ncols)
     maxq = 2**bits - 1
     scale, zero = _minmax_params(w[:, :ncols], bits)
 
@@ -96,7 +96,7 @@ def gptq_minmax(w: Any, h: Any, bits: int = 2, group: int | None = None, blocksi
     return q, wf, 1
 
 
-def _gptq_grouped(w: Any, h: Any, bits: int, group: int, ncols: int,
+def gptq_grouped(w: Any, h: Any, bits: int, group: int, ncols: int,
                   grid: tuple[Callable[[Any], Any], Callable[[Any, Any], Any]] | None = None) -> tuple[Any, Any, int]:
     """GPTQ with per-group parameters: groups are processed as blocks, so each group's parameters are found
     on its columns after every update from the groups before it (the reference finds them on the global W

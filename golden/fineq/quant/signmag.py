@@ -9,7 +9,7 @@ integers ``-(2^(b-1) - 1) .. 2^(b-1) - 1`` (3 bits: -3..3, FineQ's levels; 4 bit
   stored as float16; level ``clamp(round(w / s), -qmax, qmax)``; weight ``s * level``;
 * RTN (``hessian=None``) or GPTQ's error feedback (:mod:`fineq.quant.gptq`, Frantar et al., ICLR 2023) on the
   same grid; for groups the parameters of each group are found on its columns after the updates from the
-  groups before it (:func:`fineq.quant.baselines._gptq_grouped`);
+  groups before it (:func:`fineq.quant.baselines.gptq_grouped`);
 * stored bits: ``b`` per weight plus a float16 scale per row or per group.
 
 The asymmetric min/max baselines (``rtn4``, ``gptq3-g128``, ...) store a ``b``-bit code and a zero point; the
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from fineq.errors import FineQError
-from fineq.quant.baselines import FP16, _gptq_grouped
+from fineq.quant.baselines import FP16, gptq_grouped
 from fineq.quant.gptq import gptq, scalar_unit
 from fineq.quant.result import QResult
 
@@ -98,7 +98,7 @@ def quantize_signmag(w: Any, bits: int, group: int | None = None, hessian: Any =
         scale = params(w)
         q, _ = gptq(w, hessian, scalar_unit(lambda col, j: _fake(col[:, None], scale, bits)[:, 0]))
     else:
-        q, _, _ = _gptq_grouped(w, hessian, bits, group, k,
+        q, _, _ = gptq_grouped(w, hessian, bits, group, k,
                                 grid=(params, lambda col, s: _fake(col, s, bits)))
     scales = torch.stack(found, dim=1)
     levels = torch.round(q / torch.repeat_interleave(scales, g, dim=1)[:, :k])
