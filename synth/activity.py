@@ -23,8 +23,8 @@ Modelled, not measured: the MAC array's column accumulators (the MAC RTL has
 none; the testbench sums tiles): their enable is high on each cycle an output
 row leaves a column, their base input takes the FineQ run's partial sums
 (the same values), their sum input the measured bottom-edge outputs. The MAC
-arrays at wider weights (MAC_WIDTHS) run the same rows quantized on their own
-sign-magnitude grid (fineq.quant.signmag, RTN per row) and the same activations;
+arrays at their own weights (macsm<b>, b in MAC_WIDTHS) run the same rows quantized on their
+own b-bit sign-magnitude grid (fineq.quant.signmag, RTN per row) and the same activations;
 their accumulators' base input is modelled by their own bottom-edge outputs,
 sign-extended to 32 bits (partial sums of earlier tiles have the same statistics).
 """
