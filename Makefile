@@ -21,7 +21,7 @@ SEED     ?=
 WAVES    ?=
 export SIM SEED WAVES
 
-.PHONY: setup demo test test-golden sim synth perf bench lint clean measure eval eval-pareto pareto
+.PHONY: setup demo test test-golden sim synth perf bench lint clean measure eval eval-pareto eval-heldout pareto
 
 setup:
 	@scripts/setup.sh
@@ -45,7 +45,7 @@ perf: setup
 	@mkdir -p build/perf
 	$(RUN) fineq perf $(if $(WEIGHTS),--weights $(WEIGHTS)) --json build/perf/perf.json
 
-EVAL_METHODS ?= reference,fineq-paper,fineq-search,fineq-hdiag,fineq-gptq,fineq-gptq-clip,fineq-gptq-ord,fineq-gptq-hw,rtn,rtn3,rtn4,rtn8,uniform,gptq,gptq-g128,gptq3,gptq3-g128,gptq4,gptq4-g128,gptq8,gptq3-sm,gptq3-sm-g128,rtn4-sm,gptq4-sm,gptq4-sm-g128,rtn8-sm,gptq8-sm,owq,pbllm
+EVAL_METHODS ?= reference,fineq-paper,fineq-search,fineq-hdiag,fineq-gptq,fineq-gptq-clip,fineq-gptq-ord,fineq-gptq-hw,fineq-recon,rtn,rtn3,rtn4,rtn8,uniform,gptq,gptq-g128,gptq3,gptq3-g128,gptq4,gptq4-g128,gptq8,gptq3-sm,gptq3-sm-g128,rtn4-sm,gptq4-sm,gptq4-sm-g128,rtn8-sm,gptq8-sm,owq,pbllm
 eval: setup
 	@mkdir -p build/eval
 	$(RUN) fineq eval --model smollm2 --methods $(EVAL_METHODS) --seq 256 2048 --force \
@@ -53,12 +53,20 @@ eval: setup
 
 # make pareto: FineQ against the MAC array at equal accuracy, from an eval of the methods both arrays run and
 # make synth's summary (docs/performance.md "At equal accuracy"); make eval-pareto writes the eval it reads.
-PARETO_METHODS ?= reference,fineq-paper,fineq-search,fineq-gptq,fineq-gptq-ord,fineq-gptq-hw@0.01,fineq-gptq-hw@0.02,fineq-gptq-hw@0.05,fineq-gptq-hw@0.1,gptq3-sm,gptq3-sm-g128,gptq4-sm,gptq4-sm-g128,rtn8-sm,gptq8-sm
+PARETO_METHODS ?= reference,fineq-paper,fineq-search,fineq-gptq,fineq-gptq-ord,fineq-recon,fineq-gptq-hw@0.01,fineq-gptq-hw@0.02,fineq-gptq-hw@0.05,fineq-gptq-hw@0.1,gptq3-sm,gptq3-sm-g128,gptq4-sm,gptq4-sm-g128,rtn8-sm,gptq8-sm
 PARETO_EVAL ?= build/eval/pareto.json
 eval-pareto: setup
 	@mkdir -p build/eval
 	$(RUN) fineq eval --model smollm2 --methods $(PARETO_METHODS) --seq 256 2048 --force --json $(PARETO_EVAL) \
 	  | tee build/eval/pareto.txt
+
+# make eval-heldout: calibrated on the default corpus, evaluated on another text (Python's pydoc topics)
+HELDOUT_METHODS ?= reference,fineq-gptq-ord,fineq-recon
+eval-heldout: setup
+	@mkdir -p build/eval
+	$(RUN) python sim/texts.py build/texts
+	$(RUN) fineq eval --model smollm2 --text build/texts/pydoc.txt --calib-text build/texts/devil.txt \
+	  --methods $(HELDOUT_METHODS) --seq 256 2048 --force --json build/eval/heldout.json | tee build/eval/heldout.txt
 
 pareto: setup
 	$(RUN) fineq pareto $(foreach e,$(PARETO_EVAL),--eval $(e)) --synth build/synth/summary.json --out build/pareto

@@ -14,7 +14,7 @@ from fineq.cli.options import engine_options
 from fineq.cli.perf import cmd_pareto, cmd_perf
 from fineq.errors import FineQError, QuantizationWarning
 from fineq.hw.run import BACKENDS
-from fineq.quant.registry import FINEQ_MODES
+from fineq.quant.registry import FINEQ_MODES, MATRIX_MODES
 from fineq.quant.rules import MODES
 
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quantize", help="quantize a float [M, K] .npy matrix into a .fineq.npz file")
     p.add_argument("weights", help="float [M, K] .npy file")
     p.add_argument("-o", "--output", help="output .fineq.npz (default: beside the input)")
-    p.add_argument("--mode", choices=FINEQ_MODES, default="paper",
+    p.add_argument("--mode", choices=MATRIX_MODES, default="paper",
                    help="paper (default), search, or a calibrated mode (needs --calib)")
     p.add_argument("--calib", help="float [n, K] .npy: the layer's calibration inputs (calibrated modes)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="without --max-windows: windows per length = max-tokens // seq (default 16384)")
     p.add_argument("--int8-activations", action="store_true",
                    help="also evaluate with int8 per-token activations (FineQ: the accelerator's integer GEMM)")
+    p.add_argument("--calib-text", help="UTF-8 text file the calibrated methods calibrate on (default: the first "
+                   "calibration windows of --text; with this option all of --text is evaluated)")
     p.add_argument("--calib-samples", type=int, default=32, help="calibration windows (default 32)")
     p.add_argument("--calib-seq", type=int, default=512, help="calibration window length (default 512)")
     p.add_argument("--skip", action="append", help="regular expression of linear names to leave unquantized")
@@ -96,9 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="Hugging Face folder, .gguf file, or 'smollm2'")
     p.add_argument("-o", "--output", required=True, help="output file (.fineq.safetensors)")
     p.add_argument("--mode", default="paper", help=f"FineQ mode: {', '.join(FINEQ_MODES)} (default "
-                   "paper; the calibrated ones read --text)")
+                   "paper; the calibrated ones read --calib-text)")
     p.add_argument("--skip", action="append", help="regular expression of linear names to leave unquantized")
-    p.add_argument("--text", help="calibration text for calibrated modes (default: the installed corpus)")
+    p.add_argument("--calib-text", "--text", dest="text",
+                   help="calibration text for calibrated modes (default: the installed corpus)")
     p.add_argument("--calib-samples", type=int, default=32, help="calibration windows (default 32)")
     p.add_argument("--calib-seq", type=int, default=512, help="calibration window length (default 512)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")

@@ -11,6 +11,13 @@ from fineq.errors import FineQError
 from fineq.quant.registry import QUANTIZERS
 
 
+def _texts_exist(*paths: str | None) -> None:
+    """Fail before the model loads when a text file the command names is missing."""
+    for t in paths:
+        if t is not None and not Path(t).is_file():
+            raise FineQError(f"text file {t} does not exist")
+
+
 def cmd_eval(a: argparse.Namespace) -> int:
     from fineq.llm.evaluate import chart, log, parse_methods, run, table
     from fineq.outputs import check_output, write_text_atomic
@@ -22,13 +29,14 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if not a.model:
         raise FineQError("--model is required (a folder, a .gguf file, or 'smollm2')")
     names = parse_methods(a.methods)
+    _texts_exist(a.text, a.calib_text)
     outs = [Path(p) for p in (a.json, a.chart) if p]
     for p in outs:
-        check_output(p, force=a.force, inputs=[a.text] if a.text else [])
+        check_output(p, force=a.force, inputs=[t for t in (a.text, a.calib_text) if t])
     if a.chart and Path(a.chart).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise FineQError(f"--chart {a.chart}: use a .png, .svg or .pdf file name")
     doc = run(a.model, a.text, names, a.seq or [256], a.max_windows, a.max_tokens, a.int8_activations,
-              a.calib_samples, a.calib_seq, tuple(a.skip or ()))
+              a.calib_samples, a.calib_seq, tuple(a.skip or ()), a.calib_text)
     print(table(doc))
     if a.json:
         write_text_atomic(Path(a.json), json.dumps(doc, indent=1))
@@ -53,12 +61,14 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
     from fineq.llm.apply import bits_per_weight, timed_apply
     from fineq.llm.modelfile import save_model
     from fineq.llm.models import load
+    from fineq.llm.recon import block_loss_stats
     from fineq.outputs import check_output
     from fineq.quant.registry import for_mode
 
     out = Path(a.output)
-    check_output(out, force=a.force)
+    check_output(out, force=a.force, inputs=[a.text] if a.text else [])
     m = for_mode(a.mode)
+    _texts_exist(a.text)
     t0 = time.perf_counter()
     lm = load(a.model)
     print(f"model {lm.name}: {lm.reference}, loaded in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
@@ -72,9 +82,12 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
     save_model(out, qms, a.mode, a.model if str(a.model) == "smollm2" else str(Path(a.model).resolve()))
     bits = bits_per_weight(res, lm.model)
     hw = level_stats([q.levels() for q in qms.values()])
+    st = block_loss_stats(res)
     print(f"wrote {out}: {len(qms)} linears, mode {a.mode}, {bits:.3f} bits/weight, quantized in {sec:.1f} s; "
           f"{100 * hw['nonzero_levels']:.1f}% non-zero levels, {hw['cycles_per_vector']:.2f} temporal cycles "
-          f"per 64-weight vector")
+          f"per 64-weight vector" + (f"; {st['recon_blocks_trained']} of {st['recon_blocks']} blocks trained, mean "
+                                     f"block loss {st['recon_loss_gptq_ord']:.4g} (gptq-ord) -> {st['recon_loss']:.4g}"
+                                     if st else ""))
     return 0
 
 

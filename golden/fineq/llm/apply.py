@@ -7,7 +7,9 @@ does for LLaMA (``--true-sequential``): calibration samples go through the
 decoder blocks one at a time; inside a block the linears are quantized in the
 order they are used (q/k/v, o, gate/up, down), each group's Hessian measured
 with the groups before it already quantized; the block's quantized outputs are
-the next block's inputs.
+the next block's inputs. Mode ``recon`` (:mod:`fineq.llm.recon`) then trains
+each quantized block against the float block's outputs, so it also carries the
+float model's inputs from block to block.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from fineq.errors import FineQError
 from fineq.llm.models import decoder_layers, decoder_linears, linear_layer_index
+from fineq.llm.recon import block_output, reconstruct_block
 from fineq.progress import progress
 from fineq.quant.gptq import HessianAccumulator
 from fineq.quant.registry import Quantizer
@@ -62,6 +65,8 @@ def apply(model: Any, method: Quantizer, calib: np.ndarray | None = None, skip: 
         return out
     if calib is None or len(calib) == 0:
         raise FineQError(f"method {method.name} needs calibration text")
+    if method.recon is not None:
+        batch = method.recon.batch
     return _apply_sequential(model, method, calib, lins, batch)
 
 
@@ -138,9 +143,16 @@ def _apply_sequential(model: Any, method: Quantizer, calib: np.ndarray, lins: di
     for name, lin in lins.items():
         idx = linear_layer_index(name)
         by_layer.setdefault(idx, {})[name] = lin
+    fp_inputs = inputs if method.recon is not None else None
     for i in progress(range(len(layers)), desc=method.name, unit="layer"):
         layer = layers[i]
         mine = by_layer.get(i, {})
+        targets = None
+        if fp_inputs is not None:  # mode recon: the float block's outputs, before it is quantized
+            orig = {n: lin.weight.detach().float().clone() for n, lin in mine.items()}
+            with torch.inference_mode():
+                targets = [block_output(layer(hs, **kw)) for hs, kw in fp_inputs]
+        done: dict[str, QResult] = {}
         for group in GROUPS:
             names = [n for n in mine if n.rsplit(".", 1)[-1] in group]
             if not names:
@@ -149,9 +161,16 @@ def _apply_sequential(model: Any, method: Quantizer, calib: np.ndarray, lins: di
             for n in names:
                 r = method.fn(mine[n].weight.detach().float(), hess[n])
                 _set_weight(mine[n], r.weight)
-                out[n] = r
+                done[n] = r
+        if targets is not None and method.recon is not None and done:
+            done = reconstruct_block(layer, done, mine, orig, inputs, targets, method.recon)
+            for n, r in done.items():
+                _set_weight(mine[n], r.weight)
+        out.update(done)
         with torch.inference_mode():
-            inputs = [(layer(hs, **kw), kw) for hs, kw in inputs]
+            inputs = [(block_output(layer(hs, **kw)), kw) for hs, kw in inputs]
+        if targets is not None and fp_inputs is not None:
+            fp_inputs = [(t, kw) for t, (_hs, kw) in zip(targets, fp_inputs, strict=True)]
     return out
 
 

@@ -117,3 +117,15 @@ def split(tokens: np.ndarray, calib_samples: int, calib_seq: int, min_eval: int 
         raise FineQError(f"the text has {len(tokens)} tokens: too few for {calib_samples} calibration samples of "
                          f"{calib_seq} tokens and an evaluation part (use a longer text or fewer samples)")
     return Split(tokens[:n_cal].reshape(calib_samples, calib_seq), tokens[n_cal:], len(tokens))
+
+
+def calibration(tokens: np.ndarray, calib_samples: int, calib_seq: int, desc: str) -> np.ndarray:
+    """The first ``calib_samples`` windows of ``calib_seq`` tokens of a calibration-only text (``--calib-text``,
+    ``desc`` names it in errors): ``int64 [calib_samples, calib_seq]``."""
+    if calib_samples < 1 or calib_seq < 1:
+        raise FineQError(f"calibration must be >= 1 samples of >= 1 tokens, got {calib_samples} x {calib_seq}")
+    n_cal = calib_samples * calib_seq
+    if len(tokens) < n_cal:
+        raise FineQError(f"calibration text {desc}: {len(tokens)} tokens, too few for {calib_samples} samples of "
+                         f"{calib_seq} tokens (use a longer text, or fewer --calib-samples or a shorter --calib-seq)")
+    return tokens[:n_cal].reshape(calib_samples, calib_seq)

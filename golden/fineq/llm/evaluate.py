@@ -18,6 +18,7 @@ from fineq.llm import corpus, models
 from fineq.llm.apply import bits_per_weight, timed_apply
 from fineq.llm.int8path import int8_activations
 from fineq.llm.ppl import perplexity
+from fineq.llm.recon import block_loss_stats
 from fineq.quant import registry
 from fineq.quant.result import QResult
 
@@ -41,8 +42,11 @@ def parse_methods(spec: str | None) -> list[str]:
 
 
 def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[int], max_windows: int | None,
-        max_tokens: int, int8: bool, calib_samples: int, calib_seq: int, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Evaluate; returns the JSON document (see :func:`cli`)."""
+        max_tokens: int, int8: bool, calib_samples: int, calib_seq: int, skip: tuple[str, ...] = (),
+        calib_text: str | None = None) -> dict[str, Any]:
+    """Evaluate; returns the JSON document (see :func:`cli`). Calibrated methods calibrate on the first
+    ``calib_samples x calib_seq`` tokens of ``text`` (evaluated on the rest), or, with ``calib_text``, on that
+    file's, and are evaluated on the whole of ``text``."""
     import torch
 
     for s in seqs:
@@ -57,10 +61,18 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
     raw, text_desc = corpus.read_text(text)
     toks = corpus.tokenize(lm.tokenizer, raw)
     need_cal = any(registry.get(n).calibrated for n in method_names)
-    sp = corpus.split(toks, calib_samples if need_cal else 0, calib_seq)
+    calib_desc = text_desc
+    if need_cal and calib_text is not None:
+        craw, calib_desc = corpus.read_text(calib_text)
+        calib = corpus.calibration(corpus.tokenize(lm.tokenizer, craw), calib_samples, calib_seq, calib_desc)
+        sp = corpus.Split(calib, corpus.split(toks, 0, calib_seq).eval_tokens, len(toks))
+    else:
+        if calib_text is not None:
+            log(f"--calib-text {calib_text} unused: none of the methods is calibrated")
+        sp = corpus.split(toks, calib_samples if need_cal else 0, calib_seq)
     wins = {s: sp.windows(s, max_windows if max_windows is not None else max(1, max_tokens // s)) for s in seqs}
     log(f"text: {text_desc}: {sp.total_tokens} tokens; calibration: first {sp.calib.size} tokens "
-         f"({len(sp.calib)} x {calib_seq}); evaluation: " +
+         f"({len(sp.calib)} x {calib_seq}) of {calib_desc}; evaluation: " +
          ", ".join(f"seq {s}: {w.shape[0]} windows ({w.size} tokens)" for s, w in wins.items()))
     lins = models.decoder_linears(lm.model)
     orig = {n: lin.weight.detach().clone() for n, lin in lins.items()}
@@ -73,10 +85,12 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
         log(f"[{name}] quantizing ({m.about}) ...")
         res, qsec = timed_apply(lm.model, m, sp.calib if m.calibrated else None, skip)
         bits = bits_per_weight(res, lm.model)
-        hw = hardware_side(res)
+        hw = {**hardware_side(res), **block_loss_stats(res)}
         log(f"[{name}] {bits:.3f} bits/weight, quantized in {qsec:.1f} s" +
              (f"; {100 * hw['nonzero_levels']:.1f}% non-zero levels, {hw['cycles_per_vector']:.2f} cycles/vector"
-              if "nonzero_levels" in hw else ""))
+              if "nonzero_levels" in hw else "") +
+             (f"; {hw['recon_blocks_trained']} of {hw['recon_blocks']} blocks trained, mean block loss "
+              f"{hw['recon_loss_gptq_ord']:.4g} (gptq-ord) -> {hw['recon_loss']:.4g}" if "recon_blocks" in hw else ""))
         for s, w in wins.items():
             t1 = time.perf_counter()
             r = perplexity(lm.model, w, desc=f"{name} seq {s}")
@@ -94,7 +108,7 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
         for n, lin in lins.items():
             lin.weight.copy_(orig[n])
     return {"model": lm.name, "model_path": lm.path, "reference": lm.reference, "text": text_desc,
-            "linears": linear_shapes(lins),
+            "calibration_text": calib_desc if sp.calib.size else None, "linears": linear_shapes(lins),
             "tokens": sp.total_tokens, "calibration_tokens": int(sp.calib.size),
             "int8_activations": int8, "seconds": round(time.perf_counter() - t0, 1), "results": results}
 

@@ -21,14 +21,18 @@ from fineq.format.qmatrix import QuantizedMatrix, from_levels
 from fineq.quant.baselines import gptq_method, owq, pbllm, rtn, uniform
 from fineq.quant.calibrated import CALIBRATED_MODES, quantize_calibrated
 from fineq.quant.hwaware import DEFAULT_LAMBDA, HW_MODE, quantize_hw
+from fineq.quant.recon import RECON_MODE, ReconConfig
 from fineq.quant.result import QResult
 from fineq.quant.rules import MODES, quantize_arrays
 from fineq.quant.signmag import signmag_method
 
-#: FineQ's modes: data-free (``paper``, ``search``), then calibrated (need a Hessian), the last one hardware-aware.
-FINEQ_MODES = MODES + CALIBRATED_MODES + (HW_MODE,)
+#: FineQ's modes: data-free (``paper``, ``search``), then calibrated (need a Hessian): hardware-aware, then
+#: block-wise reconstruction.
+FINEQ_MODES = MODES + CALIBRATED_MODES + (HW_MODE, RECON_MODE)
 #: modes that need a Hessian
-NEEDS_HESSIAN = CALIBRATED_MODES + (HW_MODE,)
+NEEDS_HESSIAN = CALIBRATED_MODES + (HW_MODE, RECON_MODE)
+#: the modes that quantize one matrix alone (``fineq quantize``, :func:`quantize`)
+MATRIX_MODES = tuple(m for m in FINEQ_MODES if m != RECON_MODE)
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class Quantizer:
     fn: Callable[[Any, Any], QResult] | None  # (W [M, K] float32, H [K, K] or None) -> QResult; None: reference
     mode: str | None  # the FineQ mode (the spec's packed format); None for the reference and the baselines
     about: str
+    #: block-wise reconstruction after ``fn`` on a model (mode ``recon``, :mod:`fineq.llm.recon`); None: none
+    recon: ReconConfig | None = None
 
 
 def quantize(w: Any, mode: str = "paper", hessian: Any = None, hw_lambda: float | None = None) -> QuantizedMatrix:
@@ -48,11 +54,15 @@ def quantize(w: Any, mode: str = "paper", hessian: Any = None, hw_lambda: float 
     :mod:`fineq.quant.calibrated`), which needs ``hessian``: ``H = 2 X X^T / n`` ``[K, K]`` of the layer's
     calibration inputs (:func:`fineq.quant.calibrated.hessian_from_inputs`). Every mode produces the same packed
     format. ``"gptq-hw"`` (:mod:`fineq.quant.hwaware`) also takes ``hw_lambda``, its price of a temporal cycle.
+    ``"recon"`` trains whole decoder blocks and is not available on one matrix (a FineQError says so).
     Raises :class:`fineq.FineQError` subclasses on bad input (NaN/Inf, float16 scale overflow, wrong rank or
     dtype, missing Hessian).
     """
     if hw_lambda is not None and mode != HW_MODE:
         raise FineQError(f"hw_lambda is the parameter of mode {HW_MODE}, not of {mode!r}")
+    if mode == RECON_MODE:
+        raise FineQError(f"mode {RECON_MODE} trains whole decoder blocks: use `fineq quantize-model --mode {RECON_MODE}` "
+                         f"or `fineq eval --methods fineq-{RECON_MODE}` (one matrix alone: mode gptq-ord)")
     if mode in NEEDS_HESSIAN:
         if hessian is None:
             raise FineQError(f"mode {mode!r} needs calibration data: pass hessian=H (2 X X^T / n of the layer's inputs)")
@@ -97,12 +107,17 @@ _FINEQ_ABOUT = {
     "gptq-clip": "fineq-gptq with the hdiag row scale",
     "gptq-ord": "fineq-gptq-clip, pairs in act-order, row scales refit by output error",
     HW_MODE: f"fineq-gptq-ord paying lambda per temporal cycle (lambda {DEFAULT_LAMBDA}; fineq-{HW_MODE}@L for another)",
+    RECON_MODE: "fineq-gptq-ord, then levels and row scales trained block by block (block-wise reconstruction)",
 }
 
 
 def _registry() -> dict[str, Quantizer]:
     qs = [Quantizer("reference", False, None, None, "nothing quantized")]
-    qs += [Quantizer(f"fineq-{m}", m in NEEDS_HESSIAN, _fineq(m), m, _FINEQ_ABOUT[m]) for m in FINEQ_MODES]
+    qs += [Quantizer(f"fineq-{m}", m in NEEDS_HESSIAN, _fineq(m), m, _FINEQ_ABOUT[m]) for m in FINEQ_MODES
+           if m != RECON_MODE]
+    # recon starts every block from gptq-ord, then trains the block (a model mode: no matrix alone)
+    qs.append(Quantizer(f"fineq-{RECON_MODE}", True, _fineq("gptq-ord"), RECON_MODE, _FINEQ_ABOUT[RECON_MODE],
+                        recon=ReconConfig()))
     qs += [
         Quantizer("rtn", False, lambda w, h: rtn(w, 2), None, "2-bit asymmetric min/max per row"),
         Quantizer("rtn3", False, lambda w, h: rtn(w, 3), None, "3-bit asymmetric min/max per row"),
@@ -134,17 +149,39 @@ def _registry() -> dict[str, Quantizer]:
 QUANTIZERS = _registry()
 
 
+def _number(name: str, tail: str) -> float:
+    """The lambda after '@' in ``name``, or FineQError."""
+    try:
+        lam = float(tail)
+    except ValueError:
+        lam = float("nan")
+    if not lam >= 0 or lam == float("inf"):
+        raise FineQError(f"method {name!r}: lambda after '@' must be a number at least 0")
+    return lam
+
+
 def get(name: str) -> Quantizer:
     """The quantizer called ``name`` (``fineq eval --list-methods`` lists them); ``fineq-gptq-hw@L`` is mode
-    ``gptq-hw`` at lambda ``L`` (a float, at least 0)."""
+    ``gptq-hw`` at lambda ``L`` (a float, at least 0), ``fineq-recon@E`` mode ``recon`` with ``E`` epochs per
+    block, ``fineq-recon-hw@L`` mode ``recon`` started from ``gptq-hw`` at ``L``, no vector's temporal cycles
+    raised."""
+    hprefix = f"fineq-{RECON_MODE}-hw@"
+    if name.startswith(hprefix):
+        lam = _number(name, name[len(hprefix):])
+        return Quantizer(name, True, _fineq(HW_MODE, lam), RECON_MODE,
+                         f"fineq-{HW_MODE}@{lam:g}, then trained block by block keeping its vectors' cycles",
+                         recon=ReconConfig(keep_vector_caps=True))
+    rprefix = f"fineq-{RECON_MODE}@"
+    if name.startswith(rprefix):
+        tail = name[len(rprefix):]
+        if not tail.isdigit():
+            raise FineQError(f"method {name!r}: the epochs after '@' must be a whole number at least 0")
+        cfg = ReconConfig(epochs=int(tail))
+        return Quantizer(name, True, _fineq("gptq-ord"), RECON_MODE,
+                         f"fineq-{RECON_MODE} with {cfg.epochs} epochs per block", recon=cfg)
     prefix = f"fineq-{HW_MODE}@"
     if name.startswith(prefix):
-        try:
-            lam = float(name[len(prefix):])
-        except ValueError:
-            lam = float("nan")
-        if not lam >= 0 or lam == float("inf"):
-            raise FineQError(f"method {name!r}: lambda after '@' must be a number at least 0")
+        lam = _number(name, name[len(prefix):])
         return Quantizer(name, True, _fineq(HW_MODE, lam), HW_MODE, f"fineq-{HW_MODE} at lambda {lam:g}")
     if name not in QUANTIZERS:
         raise FineQError(f"unknown method {name!r}; `fineq eval --list-methods` lists them")
