@@ -86,7 +86,7 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
     print(f"wrote {out}: {len(qms)} linears, mode {a.mode}, {bits:.3f} bits/weight, quantized in {sec:.1f} s; "
           f"{100 * hw['nonzero_levels']:.1f}% non-zero levels, {hw['cycles_per_vector']:.2f} temporal cycles "
           f"per 64-weight vector" + (f"; {st['recon_blocks_trained']} of {st['recon_blocks']} blocks trained, mean "
-                                     f"block loss {st['recon_loss_gptq_ord']:.4g} (gptq-ord) -> {st['recon_loss']:.4g}"
+                                     f"block loss {st['recon_loss_start']:.4g} (start) -> {st['recon_loss']:.4g}"
                                      if st else ""))
     return 0
 

@@ -90,7 +90,7 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
              (f"; {100 * hw['nonzero_levels']:.1f}% non-zero levels, {hw['cycles_per_vector']:.2f} cycles/vector"
               if "nonzero_levels" in hw else "") +
              (f"; {hw['recon_blocks_trained']} of {hw['recon_blocks']} blocks trained, mean block loss "
-              f"{hw['recon_loss_gptq_ord']:.4g} (gptq-ord) -> {hw['recon_loss']:.4g}" if "recon_blocks" in hw else ""))
+              f"{hw['recon_loss_start']:.4g} (start) -> {hw['recon_loss']:.4g}" if "recon_blocks" in hw else ""))
         for s, w in wins.items():
             t1 = time.perf_counter()
             r = perplexity(lm.model, w, desc=f"{name} seq {s}")

@@ -83,7 +83,7 @@ def reconstruct_block(layer: Any, results: dict[str, QResult], lins: dict[str, A
     finally:
         for p, g in zip(layer.parameters(), grads, strict=True):
             p.requires_grad_(g)
-    info = {"recon_loss_gptq_ord": before, "recon_loss": min(before, after), "recon_kept": after < before}
+    info = {"recon_loss_start": before, "recon_loss": min(before, after), "recon_kept": after < before}
     out: dict[str, QResult] = {}
     for n, r in results.items():
         if after < before:
@@ -108,5 +108,5 @@ def block_loss_stats(results: dict[str, QResult]) -> dict[str, Any]:
     if not blocks:
         return {}
     return {"recon_blocks": len(blocks), "recon_blocks_trained": sum(bool(i["recon_kept"]) for i in blocks.values()),
-            "recon_loss_gptq_ord": float(np.mean([i["recon_loss_gptq_ord"] for i in blocks.values()])),
+            "recon_loss_start": float(np.mean([i["recon_loss_start"] for i in blocks.values()])),
             "recon_loss": float(np.mean([i["recon_loss"] for i in blocks.values()]))}
