@@ -143,12 +143,12 @@ def _apply_sequential(model: Any, method: Quantizer, calib: np.ndarray, lins: di
     for name, lin in lins.items():
         idx = linear_layer_index(name)
         by_layer.setdefault(idx, {})[name] = lin
-    fp_inputs = inputs if method.recon is not None else None
+    recon = method.recon
+    fp_inputs = inputs  # mode recon: the float model's inputs to each block
     for i in progress(range(len(layers)), desc=method.name, unit="layer"):
         layer = layers[i]
         mine = by_layer.get(i, {})
-        targets = None
-        if fp_inputs is not None:  # mode recon: the float block's outputs, before it is quantized
+        if recon is not None:  # the float block's outputs and weights, before it is quantized
             orig = {n: lin.weight.detach().float().clone() for n, lin in mine.items()}
             with torch.inference_mode():
                 targets = [block_output(layer(hs, **kw)) for hs, kw in fp_inputs]
@@ -162,15 +162,15 @@ def _apply_sequential(model: Any, method: Quantizer, calib: np.ndarray, lins: di
                 r = method.fn(mine[n].weight.detach().float(), hess[n])
                 _set_weight(mine[n], r.weight)
                 done[n] = r
-        if targets is not None and method.recon is not None and done:
-            done = reconstruct_block(layer, done, mine, orig, inputs, targets, method.recon)
-            for n, r in done.items():
-                _set_weight(mine[n], r.weight)
+        if recon is not None:
+            if done:
+                done = reconstruct_block(layer, done, mine, orig, inputs, targets, recon)
+                for n, r in done.items():
+                    _set_weight(mine[n], r.weight)
+            fp_inputs = [(t, kw) for t, (_hs, kw) in zip(targets, fp_inputs, strict=True)]
         out.update(done)
         with torch.inference_mode():
             inputs = [(block_output(layer(hs, **kw)), kw) for hs, kw in inputs]
-        if targets is not None and fp_inputs is not None:
-            fp_inputs = [(t, kw) for t, (_hs, kw) in zip(targets, fp_inputs, strict=True)]
     return out
 
 

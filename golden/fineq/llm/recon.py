@@ -97,8 +97,8 @@ def reconstruct_block(layer: Any, results: dict[str, QResult], lins: dict[str, A
 
 
 def block_loss_stats(results: dict[str, QResult]) -> dict[str, Any]:
-    """Over a model's ``recon`` results: blocks, blocks whose training was kept, and the mean block loss of
-    ``gptq-ord`` and after training (empty for other methods)."""
+    """Over a model's ``recon`` results: blocks, blocks whose training was kept, and the mean block loss at the
+    start (``gptq-ord`` or ``gptq-hw``) and after training (empty for other methods)."""
     from fineq.llm.models import linear_layer_index
 
     blocks: dict[int, dict[str, Any]] = {}

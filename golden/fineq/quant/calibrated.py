@@ -41,15 +41,23 @@ from typing import Any
 import numpy as np
 
 from fineq.errors import FineQError
-from fineq.format.codec import BLOCK_WEIGHTS
+from fineq.format.codec import BLOCK_WEIGHTS, CLUSTER, LEVEL_MAX, ZEROED
 from fineq.format.pack import n_blocks
 from fineq.quant.gptq import gptq
 
 CALIBRATED_MODES = ("hdiag", "gptq", "gptq-clip", "gptq-ord")
 CLIP_GRID = tuple(round(1.0 - 0.05 * i, 2) for i in range(9))
 # Zeroed positions of the six weights of a pair, per code (spec section 4).
-_ZERO = np.array([[False] * 6] + [[i % 3 == c - 1 for i in range(6)] for c in (1, 2, 3)])
-_LIM = np.array([1, 3, 3, 3], dtype=np.float32)
+_ZERO = np.array([[False] * 6] + [[i % CLUSTER == ZEROED[c] for i in range(6)] for c in (1, 2, 3)])
+_LIM = np.array([1] + [LEVEL_MAX] * 3, dtype=np.float32)
+
+
+def code_limits(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per weight of ``[M, K]``, from the pair codes ``[M, P]``: the largest magnitude its code stores (float32)
+    and whether its code stores it at all (bool; spec section 4)."""
+    cd = np.asarray(codes, dtype=np.int64)
+    m = cd.shape[0]
+    return np.repeat(_LIM[cd], 6, axis=1)[:, :k].copy(), ~(_ZERO[cd].reshape(m, -1)[:, :k])
 
 
 def as_hessian(h: Any, k: int) -> Any:

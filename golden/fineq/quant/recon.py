@@ -75,7 +75,7 @@ class LatentFineQ:
                  vector: int | None = None) -> None:
         import torch
 
-        from fineq.quant.calibrated import _LIM, _ZERO
+        from fineq.quant.calibrated import code_limits
 
         wt = torch.as_tensor(w).detach().to("cpu", torch.float32)
         m, k = wt.shape
@@ -85,14 +85,14 @@ class LatentFineQ:
         if cd.shape[0] != m or 6 * cd.shape[1] < k:
             raise FineQError(f"recon: codes {cd.shape} do not cover weights {(m, k)}")
         self.codes = np.asarray(codes, dtype=np.uint8)
-        lim = np.repeat(_LIM[cd], 6, axis=1)[:, :k].copy()
+        lim, allowed = code_limits(cd, k)
         if vector is not None:  # no vector of ``vector`` columns may need more temporal cycles than at the start
             mag = np.abs(np.asarray(levels, dtype=np.float32))
             for c0 in range(0, k, vector):
                 top = np.maximum(mag[:, c0 : c0 + vector].max(axis=1, keepdims=True), 1.0)
                 lim[:, c0 : c0 + vector] = np.minimum(lim[:, c0 : c0 + vector], top)
         self.lim = torch.from_numpy(lim)
-        self.allowed = torch.from_numpy(~(_ZERO[cd].reshape(m, -1)[:, :k]))
+        self.allowed = torch.from_numpy(allowed)
         self.s0 = torch.from_numpy(np.asarray(scales, dtype=np.float16).astype(np.float32))
         v = torch.from_numpy(np.asarray(levels, dtype=np.float32))
         inv = torch.where(self.s0 > 0, 1.0 / torch.where(self.s0 > 0, self.s0, 1.0), 0.0)
@@ -101,9 +101,6 @@ class LatentFineQ:
         self.t = torch.nn.Parameter(torch.zeros(m))
         self.s16_init = np.asarray(scales, dtype=np.float16)
         self.levels_init = np.asarray(levels, dtype=np.int8)
-
-    def params(self) -> tuple[Any, Any]:
-        return self.u, self.t
 
     def _levels(self, ste: bool) -> Any:
         import torch
