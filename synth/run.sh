@@ -6,6 +6,14 @@
 # Reports: $SYNTH_BUILD/summary.json, summary.md, summary.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# one synthesis run per build folder: a second one waits for nothing and says so
+build_dir="${SYNTH_BUILD:-build/synth}"
+mkdir -p "$build_dir"
+exec 9>"$build_dir/.lock"
+if ! flock -n 9; then
+  echo "synth: $build_dir is in use by another synthesis run; wait for it or set SYNTH_BUILD to another folder" >&2
+  exit 1
+fi
 # the steps import the testbench helpers (fineq_tb) and the unit testbenches from tb/
 export PYTHONPATH="$PWD/tb${PYTHONPATH:+:$PYTHONPATH}"
 if [ -z "${LIBERTY:-}" ]; then

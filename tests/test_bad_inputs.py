@@ -54,7 +54,69 @@ def work(tmp_path, monkeypatch):
     Path("bad.json").write_text("{not json")
     Path("dir").mkdir()
     Path("emptymodel").mkdir()
+    _tampered_files(q)
     return tmp_path
+
+
+class _Evil:
+    """Unpickling this runs ``touch PWNED``: a file that must never appear."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED",))
+
+
+def _tampered_files(q) -> None:
+    """Damaged .fineq.npz and .fineq.safetensors files, foreign JSON and a pickle that would run code."""
+    import io
+    import pickle
+    import zipfile
+
+    fields = dict(np.load("Q.fineq.npz", allow_pickle=False))
+    nan = fields["scales"].copy()
+    nan[1] = np.float16("nan")
+    np.savez("nan.fineq.npz", **{**fields, "scales": nan})
+    np.savez("huge.fineq.npz", **{**fields, "shape": np.array([10**9, 10**9], dtype=np.int64)})
+    data = bytearray(Path("Q.fineq.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    Path("flip.fineq.npz").write_bytes(bytes(data))
+    with zipfile.ZipFile("Q.fineq.npz") as src, zipfile.ZipFile("hugehdr.fineq.npz", "w") as dst:
+        for n in src.namelist():  # packed.npy's header asks for 10 TB
+            raw = src.read(n)
+            if n == "packed.npy":
+                buf = io.BytesIO()
+                np.lib.format.write_array_header_1_0(buf, {"descr": "|u1", "fortran_order": False,
+                                                           "shape": (10**7, 10**6)})
+                raw = buf.getvalue() + raw[128:]
+            dst.writestr(n, raw)
+    pytest.importorskip("safetensors")
+    from safetensors.numpy import load_file, save_file
+
+    from fineq.llm.modelfile import save_model
+
+    lin = "model.layers.0.mlp.up_proj"
+    save_model("mgood.fineq.safetensors", {lin: q}, "paper", "x")
+    t = load_file("mgood.fineq.safetensors")
+    meta = {"format": "fineq-model", "format_version": "1", "mode": "paper", "base_model": "x",
+            "linears": json.dumps([lin])}
+    bad_scales = t[f"{lin}.scales"].copy()
+    bad_scales[0] = np.float16("nan")
+    for name, tensors, md in [
+        ("mnan", {**t, f"{lin}.scales": bad_scales}, meta),
+        ("mshape", {**t, f"{lin}.shape": np.array([8, 4800])}, meta),
+        ("mhuge", {**t, f"{lin}.shape": np.array([10**12, 10**12])}, meta),
+        ("mlist", t, {**meta, "linears": json.dumps([lin, "model.layers.0.mlp.down_proj"])}),
+        ("mlistjunk", t, {**meta, "linears": "{oops"}),
+        ("mmode", t, {**meta, "mode": "bogus"}),
+        ("mtransform", t, {**meta, "format_version": "2", "transform": "twist"}),
+        ("mversion", t, {**meta, "format_version": "2"}),
+    ]:
+        save_file(tensors, f"{name}.fineq.safetensors", metadata=md)
+    raw = Path("mgood.fineq.safetensors").read_bytes()
+    Path("mtrunc.fineq.safetensors").write_bytes(raw[:-50])
+    Path("badeval.json").write_text(json.dumps({"results": "nope"}))
+    Path("evil.bin").write_bytes(pickle.dumps(_Evil()))
 
 
 def _snapshot(root: Path) -> dict[str, str]:
@@ -134,6 +196,30 @@ CASES = [
     (["quantize-model", "--model", "missingdir", "-o", "m.fineq.safetensors"], "does not exist"),
     (["quantize-model", "--model", "smollm2", "-o", "Y.npy"], "exists; use --force"),
     (["quantize-model", "--model", "smollm2", "-o", "m.fineq.safetensors", "--mode", "bogus"], "FineQ mode must be one of"),
+    # damaged and tampered files
+    (["info", "nan.fineq.npz"], "nan.fineq.npz: scales must be finite"),
+    (["info", "huge.fineq.npz"], "does not match matrix shape (1000000000, 1000000000)"),
+    (["info", "hugehdr.fineq.npz"], "packed declares shape (10000000, 1000000)"),
+    (["info", "flip.fineq.npz"], "truncated or corrupt"),
+    (["gemm", "nan.fineq.npz", "X.npy"], "scales must be finite"),
+    (["perf", "--weights", "mnan.fineq.safetensors"], "linear model.layers.0.mlp.up_proj: scales must be finite"),
+    (["perf", "--weights", "mshape.fineq.safetensors"], "does not match matrix shape (8, 4800)"),
+    (["perf", "--weights", "mhuge.fineq.safetensors"], "does not match matrix shape (1000000000000"),
+    (["perf", "--weights", "mlist.fineq.safetensors"], "down_proj lacks packed, scales, shape"),
+    (["perf", "--weights", "mlistjunk.fineq.safetensors"], "not a readable FineQ model file"),
+    (["perf", "--weights", "mmode.fineq.safetensors"], "mode 'bogus' is not a FineQ mode"),
+    (["perf", "--weights", "mtransform.fineq.safetensors"], "unknown model transform 'twist'"),
+    (["perf", "--weights", "mversion.fineq.safetensors"], "transform metadata disagree"),
+    (["perf", "--weights", "mtrunc.fineq.safetensors"], "truncated or corrupt"),
+    (["perf", "--weights", "evil.bin"], "a pickle that would need code to load; refused"),
+    (["pareto", "--eval", "badeval.json", "--out", "p"], "badeval.json is not a fineq eval JSON"),
+    (["pareto", "--eval", "bad.json", "--out", "p"], "bad.json is not a fineq eval JSON"),
+    (["pareto", "--eval", "missing.json", "--out", "p"], "missing.json"),
+    # transforms
+    (["eval", "--model", "smollm2", "--methods", "fineq-paper+spin"], "comes fold, rot or rot:<seed>"),
+    (["eval", "--model", "smollm2", "--methods", "reference+rot"], "follow a quantizing method"),
+    (["quantize-model", "--model", "smollm2", "-o", "m2.fineq.safetensors", "--transform", "spin"],
+     "unknown model transform 'spin'"),
     # the command line itself
     ([], "required"),
     (["info", "Q.fineq.npz", "--bogus"], "unrecognized arguments"),
@@ -158,8 +244,81 @@ def test_cli_bad_input(work, capsys, args, msg):
     assert _snapshot(work) == before
 
 
+# ---- bad model folders, GGUF files and texts (a tiny random LLaMA) ----------------------------------------
+
+@pytest.fixture
+def model_work(work, tiny_llama):
+    """The work folder plus damaged copies of a tiny model folder, a GGUF of an unknown architecture and bad
+    texts."""
+    import pickle
+    import shutil
+
+    src, text = tiny_llama
+    shutil.copy(text, "text.txt")
+    shutil.copytree(src, "tiny")
+
+    def copy(name: str) -> Path:
+        return Path(shutil.copytree(src, name))
+
+    (copy("badconfig") / "config.json").write_text("{not json")
+    (copy("noweights") / "model.safetensors").unlink()
+    d = copy("missingshard")
+    (d / "model.safetensors").rename(d / "model-00001-of-00002.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(d / "model-00001-of-00002.safetensors"), "np") as f:
+        keys = list(f.keys())
+    wm = {k: "model-00001-of-00002.safetensors" for k in keys} | {keys[0]: "model-00002-of-00002.safetensors"}
+    (d / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": wm}))
+    (copy("badtok") / "tokenizer.json").write_text('{"version": "1.0", "model": 5}')
+    d = copy("pickled")
+    (d / "model.safetensors").unlink()
+    (d / "pytorch_model.bin").write_bytes(pickle.dumps(_Evil()))
+    gguf = pytest.importorskip("gguf")
+    w = gguf.GGUFWriter("arch.gguf", "foo-arch")
+    w.add_tensor("x", np.zeros(4, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    Path("nul.txt").write_bytes(b"abc\x00def " * 100)
+    Path("latin1.txt").write_bytes("caf\xe9 ".encode("latin-1") * 100)
+    Path("blank.txt").write_text("  \n\n")
+    return work
+
+
+_T = ["--text", "text.txt", "--seq", "32", "--calib-samples", "4", "--calib-seq", "32"]
+MODEL_CASES = [
+    (["eval", "--model", "badconfig", *_T], "config file at 'badconfig/config.json' is not a valid JSON"),
+    (["eval", "--model", "noweights", *_T], "no file named model.safetensors"),
+    (["eval", "--model", "missingshard", *_T], "model-00002-of-00002.safetensors"),
+    (["eval", "--model", "badtok", *_T], "its tokenizer cannot be loaded"),
+    (["eval", "--model", "pickled", *_T], "pickle that would need code to load; refused"),
+    (["eval", "--model", "arch.gguf", *_T], "architecture foo-arch is not supported"),
+    (["quantize-model", "--model", "pickled", "-o", "q.fineq.safetensors"], "pickle that would need code"),
+    (["perf", "--weights", "pickled", "--seq", "32"], "pickle that would need code"),
+    (["rtl-layer", "--model", "pickled", "--text", "text.txt"], "pickle that would need code"),
+    (["eval", "--model", "tiny", "--text", "nul.txt"], "nul.txt holds NUL bytes: binary data"),
+    (["eval", "--model", "tiny", "--text", "latin1.txt"], "latin1.txt is not UTF-8"),
+    (["eval", "--model", "tiny", "--text", "blank.txt"], "blank.txt is empty"),
+    (["eval", "--model", "tiny", "--text", "text.txt", "--calib-text", "nul.txt", "--methods", "fineq-gptq"],
+     "binary data"),
+    (["quantize-model", "--model", "tiny", "--mode", "gptq", "--calib-text", "latin1.txt", "-o", "q.fineq.safetensors"],
+     "not UTF-8"),
+    (["rtl-layer", "--model", "tiny", "--text", "nul.txt"], "binary data"),
+    (["rtl-layer", "--model", "tiny", "--text", "text.txt", "--layer", "9"], "no decoder layer 9"),
+    (["rtl-layer", "--model", "tiny", "--text", "text.txt", "--tokens", "0"], "--tokens must be positive"),
+]
+
+
+@pytest.mark.parametrize("args,msg", MODEL_CASES, ids=[" ".join(a) for a, _ in MODEL_CASES])
+def test_cli_bad_model_input(model_work, capsys, args, msg):
+    test_cli_bad_input(model_work, capsys, args, msg)
+    assert not Path("PWNED").exists()  # no file that was read ran code
+
+
 def test_cli_bad_input_table_is_large_enough():
-    assert len(CASES) >= 40
+    assert len(CASES) + len(MODEL_CASES) >= 90
 
 
 # ---- the API -----------------------------------------------------------------------------------------

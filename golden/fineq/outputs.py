@@ -1,5 +1,9 @@
 """Output files: checked before the work starts, written atomically, never over an input.
 
+:func:`check_output` also claims the output for the run (a lock outside the
+output's folder): a second fineq run naming the same output while the first
+works gets a clear error, never a file written by both.
+
 Every file the CLI writes goes through :func:`atomic_path`: the data goes to a
 temporary file in the target's folder (same suffix, so writers that add
 extensions do not rename it), which is renamed onto the target only when
@@ -8,6 +12,8 @@ complete; on failure the temporary file is removed and the target is untouched.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -15,6 +21,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fineq.errors import FineQError
+
+_written: list[Path] = []
+_claims: dict[Path, int] = {}
+
+
+def written() -> list[Path]:
+    """Every output this process has completed (through :func:`atomic_path`), in order."""
+    return list(_written)
 
 
 def check_output(path: str | os.PathLike[str], force: bool = False,
@@ -33,7 +47,40 @@ def check_output(path: str | os.PathLike[str], force: bool = False,
         raise FineQError(f"output folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise FineQError(f"output folder {parent} is not writable")
+    claim(p)
     return p
+
+
+def lock_dir() -> Path:
+    """Where output claims are locked (``FINEQ_LOCK_DIR``, default a per-user folder in the temporary
+    directory): nothing is created beside the outputs."""
+    d = Path(os.environ.get("FINEQ_LOCK_DIR") or Path(tempfile.gettempdir()) / f"fineq-locks-{os.getuid()}")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def claim(path: str | os.PathLike[str]) -> None:
+    """Claim ``path`` for this process until :func:`release` (or the process ends): another fineq run that
+    claims the same file meanwhile gets a FineQError instead of both writing it."""
+    p = Path(path).resolve()
+    if p in _claims:
+        return
+    key = hashlib.sha256(str(p).encode()).hexdigest()[:32]
+    fd = os.open(lock_dir() / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise FineQError(f"output {path} is being written by another fineq run; wait for it or choose another name"
+                         ) from None
+    _claims[p] = fd
+
+
+def release() -> None:
+    """Give up every claim of this process (the CLI does when a command ends)."""
+    while _claims:
+        _, fd = _claims.popitem()
+        os.close(fd)
 
 
 @contextmanager
@@ -49,6 +96,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, p)
+        _written.append(p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

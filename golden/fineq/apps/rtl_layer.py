@@ -18,12 +18,12 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from fineq.errors import FineQError
+from fineq.hw.procs import worker_pool
 
 
 def run_layer(model: str, layer: int, tokens: int, text: str | None, mode: str, backend: str, cfg: Any,
@@ -46,8 +46,8 @@ def run_layer(model: str, layer: int, tokens: int, text: str | None, mode: str, 
     if mode not in ("paper", "search"):
         raise FineQError(f"--mode {mode}: rtl-layer quantizes with the data-free modes paper or search")
     t0 = time.perf_counter()
+    raw, desc = corpus.read_text(text)  # checked before the model loads
     lm = load(model)
-    raw, desc = corpus.read_text(text)
     toks = corpus.tokenize(lm.tokenizer, raw)
     if len(toks) < tokens:
         raise FineQError(f"the text has {len(toks)} tokens, fewer than --tokens {tokens}")
@@ -75,7 +75,7 @@ def run_layer(model: str, layer: int, tokens: int, text: str | None, mode: str, 
 
         build(cfg)  # once, before the linears share it
     rows = []
-    with ThreadPoolExecutor(jobs) as pool:  # each GEMM is a simulator process: threads only wait
+    with worker_pool(jobs) as pool:  # each GEMM is a simulator process: threads only wait; killed on failure
         for name, (res, wall) in zip(work, pool.map(one, work), strict=True):
             w, xf, q, xi, sx = work[name]
             ref = gemm(q, xi)

@@ -5,7 +5,11 @@ quantize-model | rtl-layer | perf | pareto``. Every handler lives in this packag
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 from fineq.cli.matrix import cmd_bench, cmd_demo, cmd_gemm, cmd_info, cmd_quantize
@@ -100,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="paper", help=f"FineQ mode: {', '.join(FINEQ_MODES)} (default "
                    "paper; the calibrated ones read --calib-text)")
     p.add_argument("--skip", action="append", help="regular expression of linear names to leave unquantized")
+    p.add_argument("--transform", help="transform the model first: fold (RMSNorm gains into the linears) or "
+                   "rotate[:SEED] (fold, then the residual stream rotated, QuaRot's R1); stored in the file")
     p.add_argument("--calib-text", "--text", dest="text",
                    help="calibration text for calibrated modes (default: the installed corpus)")
     p.add_argument("--calib-samples", type=int, default=32, help="calibration windows (default 32)")
@@ -154,19 +160,69 @@ def _one_line(e: BaseException) -> str:
     return text or type(e).__name__
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: raised in the main thread by the handler :func:`_on_signals` installs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread (also when the parent made SIGINT
+    ignored, as a shell does for a background job); the first one only: cleanup is not interrupted again.
+    The previous handlers come back after the block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.getsignal(s) for s in sigs}
+
+    def handler(signum: int, _frame: object) -> None:
+        for s in sigs:
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    for s in sigs:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+
+
+def _interrupted(cmd: str, e: KeyboardInterrupt, kept: list[object]) -> int:
+    """Stop the simulators, say what was kept, and return the exit status (128 + the signal's number)."""
+    from fineq.hw import procs
+
+    signum = e.signum if isinstance(e, Interrupted) else int(signal.SIGINT)
+    killed = procs.stop_all()
+    procs.allow()  # this process may run simulators again (the CLI called as a function)
+    print(f"fineq {cmd}: stopped by {signal.Signals(signum).name}" +
+          (f", {killed} simulator run(s) killed" if killed else "") +
+          (f"; kept the finished output(s) {', '.join(map(str, kept))}" if kept else
+           "; nothing written (outputs are written only when complete)"), file=sys.stderr)
+    return 128 + signum
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI. Bad input: one line on stderr and exit 2; an unexpected failure: one line and exit 1
-    (``--debug`` shows the traceback instead)."""
+    (``--debug`` shows the traceback instead); SIGINT / SIGTERM: the simulators killed, no partial output,
+    one line saying what was kept, exit 130 / 143."""
     import warnings
 
+    from fineq.outputs import release, written
+
     a = build_parser().parse_args(argv)
-    with warnings.catch_warnings(record=True) as caught:
+    before = len(written())
+    with warnings.catch_warnings(record=True) as caught, _on_signals():
         warnings.simplefilter("always", QuantizationWarning)
         try:
             rc = int(a.fn(a))
-        except KeyboardInterrupt:
-            print(f"fineq {a.cmd}: interrupted", file=sys.stderr)
-            return 130
+        except KeyboardInterrupt as e:
+            return _interrupted(a.cmd, e, list(written()[before:]))
         except (FineQError, OSError) as e:
             if a.debug:
                 raise
@@ -179,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         finally:
+            release()
             for w in caught:
                 if issubclass(w.category, QuantizationWarning):
                     print(f"fineq {a.cmd}: warning: {w.message}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -62,28 +63,33 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
     from fineq.llm.modelfile import save_model
     from fineq.llm.models import load
     from fineq.llm.recon import block_loss_stats
+    from fineq.llm.rotate import canonical as parse_transform_spec
     from fineq.outputs import check_output
     from fineq.quant.registry import for_mode
 
     out = Path(a.output)
     check_output(out, force=a.force, inputs=[a.text] if a.text else [])
     m = for_mode(a.mode)
+    if a.transform is not None:
+        m = dataclasses.replace(m, transform=parse_transform_spec(a.transform))
     _texts_exist(a.text)
+    raw, desc = corpus.read_text(a.text) if m.calibrated else ("", "")  # checked before the model loads
     t0 = time.perf_counter()
     lm = load(a.model)
     print(f"model {lm.name}: {lm.reference}, loaded in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     calib = None
     if m.calibrated:
-        raw, desc = corpus.read_text(a.text)
         calib = corpus.split(corpus.tokenize(lm.tokenizer, raw), a.calib_samples, a.calib_seq).calib
         print(f"calibration: {calib.shape[0]} x {calib.shape[1]} tokens of {desc}", file=sys.stderr)
     res, sec = timed_apply(lm.model, m, calib, tuple(a.skip or ()))
     qms = {n: r.qmatrix for n, r in res.items()}
-    save_model(out, qms, a.mode, a.model if str(a.model) == "smollm2" else str(Path(a.model).resolve()))
+    save_model(out, qms, a.mode, a.model if str(a.model) == "smollm2" else str(Path(a.model).resolve()),
+               m.transform)
     bits = bits_per_weight(res, lm.model)
     hw = level_stats([q.levels() for q in qms.values()])
     st = block_loss_stats(res)
-    print(f"wrote {out}: {len(qms)} linears, mode {a.mode}, {bits:.3f} bits/weight, quantized in {sec:.1f} s; "
+    print(f"wrote {out}: {len(qms)} linears, mode {a.mode}" + (f", transform {m.transform}" if m.transform else "")
+          + f", {bits:.3f} bits/weight, quantized in {sec:.1f} s; "
           f"{100 * hw['nonzero_levels']:.1f}% non-zero levels, {hw['cycles_per_vector']:.2f} temporal cycles "
           f"per 64-weight vector" + (f"; {st['recon_blocks_trained']} of {st['recon_blocks']} blocks trained, mean "
                                      f"block loss {st['recon_loss_start']:.4g} (start) -> {st['recon_loss']:.4g}"

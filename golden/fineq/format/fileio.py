@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,22 @@ def save(q: QuantizedMatrix, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _check_member(path: Path, z: Any, key: str) -> None:
+    """FormatError if the archive member ``key`` declares more data than it holds (a header asking for an
+    absurd allocation is refused before anything is allocated)."""
+    name = f"{key}.npy"
+    info = z.zip.getinfo(name)
+    with z.zip.open(name) as fh:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _fortran, dtype = read(fh)
+        header = fh.tell()
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need > info.file_size - header:
+        raise FormatError(f"{path}: {key} declares shape {shape} ({need} bytes) but holds {info.file_size - header} bytes "
+                          "(corrupt or tampered)")
+
+
 def load(path: str | os.PathLike[str]) -> QuantizedMatrix:
     """Read a file written by :func:`save`; raise FormatError if it is not one."""
     path = Path(path)
@@ -67,6 +84,8 @@ def load(path: str | os.PathLike[str]) -> QuantizedMatrix:
             what = "a NumPy .npy array" if head[:4] == b"\x93NUM" else "not a zip archive"
             raise FormatError(f"{path}: not a FineQ .fineq.npz file ({what}); make one with `fineq quantize`")
         with np.load(path, allow_pickle=False) as z:
+            for k in z.files:
+                _check_member(path, z, k)
             missing = [k for k in _KEYS if k not in z.files]
             if "magic" in missing or bytes(z["magic"].tobytes()) != MAGIC:
                 raise FormatError(f"{path}: not a FineQ file (no FINEQNPZ magic)")
@@ -86,7 +105,10 @@ def load(path: str | os.PathLike[str]) -> QuantizedMatrix:
             shape = tuple(int(v) for v in zs.reshape(-1))
             if len(shape) != 2:
                 raise FormatError(f"{path}: shape {shape} is not 2-D")
-            return QuantizedMatrix(z["packed"], z["scales"], shape, str(z["mode"]))  # type: ignore[arg-type]
+            try:
+                return QuantizedMatrix(z["packed"], z["scales"], shape, str(z["mode"]))  # type: ignore[arg-type]
+            except FormatError as e:
+                raise FormatError(f"{path}: {e}") from e
     except FormatError:
         raise
     except FineQError as e:

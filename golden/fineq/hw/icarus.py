@@ -6,7 +6,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -17,8 +16,9 @@ import numpy as np
 from fineq.engine.config import EngineConfig
 from fineq.errors import FineQError
 from fineq.format.qmatrix import QuantizedMatrix
+from fineq.hw import procs
 from fineq.hw.job import EngineRun, Job, run_matrix
-from fineq.hw.native import cache_dir
+from fineq.hw.native import BUILD_TIMEOUT_S, cache_dir, cached, stamp
 from fineq.hw.sources import design_files, include_dirs, rtl_sources, testbench_source
 
 
@@ -38,17 +38,24 @@ def build(cfg: EngineConfig, rtl_dir: str | os.PathLike[str] | None = None) -> t
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if out.is_file():
+        if cached(out):
             return out, 0.0
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
         os.close(fd)
         t0 = time.perf_counter()
-        proc = subprocess.run(["iverilog", "-g2005", "-s", "fineq_engine_tb",
-                               *[f"-Pfineq_engine_tb.{k}={v}" for k, v in cfg.params.items()],
-                               *[f"-I{d}" for d in incs], "-o", tmp, *map(str, srcs)], capture_output=True, text=True)
+        try:
+            proc = procs.run(["iverilog", "-g2005", "-s", "fineq_engine_tb",
+                              *[f"-Pfineq_engine_tb.{k}={v}" for k, v in cfg.params.items()],
+                              *[f"-I{d}" for d in incs], "-o", tmp, *map(str, srcs)], "iverilog",
+                             timeout=BUILD_TIMEOUT_S)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         if proc.returncode != 0:
             Path(tmp).unlink(missing_ok=True)
             raise FineQError(f"iverilog failed: {' | '.join(proc.stderr.strip().splitlines()[-3:])}")
+        stamp(Path(tmp))
+        os.replace(f"{tmp}.sha256", f"{out}.sha256")
         os.replace(tmp, out)
         return out, time.perf_counter() - t0
 
@@ -66,7 +73,7 @@ def run_job(job: Job, rtl_dir: str | os.PathLike[str] | None = None,
         if vcd is not None:
             args.append(f"+vcd={Path(vcd).resolve()}")
         t0 = time.perf_counter()
-        proc = subprocess.run(args, capture_output=True, text=True, cwd=d)
+        proc = procs.run(args, "the RTL run (Icarus)", cwd=d)
         secs = time.perf_counter() - t0
         text = (dp / "out.txt").read_text() if (dp / "out.txt").is_file() else ""
         bad = [ln for ln in proc.stdout.splitlines() if ln.startswith("fineq_engine_tb:")]

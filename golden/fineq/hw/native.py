@@ -16,7 +16,6 @@ import hashlib
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,12 +27,15 @@ import numpy as np
 from fineq.engine.config import EngineConfig
 from fineq.errors import FineQError
 from fineq.format.qmatrix import QuantizedMatrix
+from fineq.hw import procs
 from fineq.hw.job import EngineRun, Job, run_matrix
 from fineq.hw.sources import design_files, harness_source, include_dirs, rtl_sources
 
 TOP = "fineq_gemm_engine"
 #: C++ optimization of the model (-O3; -O2 is within a few percent, -O1 and -Os slower; docs/microarchitecture.md).
 CXX_OPT = "-O3"
+#: wall-clock limit of one harness build (a build that long is hung)
+BUILD_TIMEOUT_S = 3600.0
 DEFAULT_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert")
 #: The engine on the product path is built exactly as it is synthesized, CLOCK_GATE=1: the one description of the
 #: datapath with the same parameters (docs/microarchitecture.md, "One description"). CLOCK_GATE=0 (registers with
@@ -94,8 +96,9 @@ def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tu
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if binary.is_file():
+        if cached(binary, log):
             return binary, 0.0
+        shutil.rmtree(out, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "-Wno-fatal", *flags,
                "--top-module", TOP, *[f"-G{k}={v}" for k, v in cfg.params.items()],
@@ -108,7 +111,11 @@ def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tu
         env = verilator_env()
         env["MAKEFLAGS"] += f" OPT_FAST={cxx_opt} OPT_SLOW={cxx_opt} OPT_GLOBAL={cxx_opt}"
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        try:
+            proc = procs.run(cmd, "the Verilator build", timeout=BUILD_TIMEOUT_S, env=env)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         secs = time.perf_counter() - t0
         (tmp / "build.log").write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0 or not (tmp / "obj" / "fineq_engine").is_file():
@@ -119,12 +126,39 @@ def build(cfg: EngineConfig, threads: int = 1, cxx_opt: str = CXX_OPT, flags: tu
         print(f"built {TOP} {cfg.rows}x{cfg.cols}, CLOCK_GATE={int(clock_gate)} "
               f"(Verilator {' '.join(flags)}, C++ {cxx_opt}, "
               f"{threads} thread(s)) in {secs:.0f} s", file=log or sys.stderr, flush=True)
+        stamp(tmp / "fineq_engine")
         os.replace(tmp, out)
         return binary, secs
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def stamp(path: Path) -> None:
+    """Record ``path``'s SHA-256 beside it (``<name>.sha256``) so that a later :func:`cached` can trust it."""
+    Path(f"{path}.sha256").write_text(_digest(path) + "\n")
+
+
+def cached(path: Path, log: Any = None) -> bool:
+    """Whether a cached build ``path`` exists and is intact (its stamp matches). A damaged or unstamped one is
+    reported (one line) and removed, so that it is rebuilt, never run."""
+    if not path.is_file():
+        return False
+    st = Path(f"{path}.sha256")
+    if st.is_file() and st.read_text().strip() == _digest(path):
+        return True
+    print(f"fineq: cached build {path} is damaged or unchecked (no matching checksum); rebuilding", file=log or sys.stderr,
+          flush=True)
+    path.unlink(missing_ok=True)
+    st.unlink(missing_ok=True)
+    return False
+
+
 def read_result(path: Path, m: int, cols: int) -> tuple[np.ndarray, int, int, float]:
     """``(Y int64 [M, COLS], engine cycles, simulated cycles, seconds)`` from the harness's result file."""
+    if not path.is_file():
+        raise FineQError("the RTL run (Verilator harness) ended without writing its result; no result taken")
     data = path.read_bytes()
     if data[:8] != b"FQRES001" or len(data) != 40 + 4 * m * cols:
         raise FineQError(f"{path}: not a complete harness result file")
@@ -143,7 +177,7 @@ def run_job(job: Job, threads: int = 1, cxx_opt: str = CXX_OPT, rtl_dir: str | o
                                clock_gate=clock_gate)
     with tempfile.TemporaryDirectory(prefix="fineq-job-") as d:
         jf, res = job.write(Path(d) / "job.bin"), Path(d) / "result.bin"
-        proc = subprocess.run([str(binary), str(jf), str(res)], capture_output=True, text=True)
+        proc = procs.run([str(binary), str(jf), str(res)], "the RTL run (Verilator harness)")
         if proc.returncode != 0:
             msg = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
             raise FineQError(f"the RTL run failed: {msg}")

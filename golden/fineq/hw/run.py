@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from fineq.engine.gemm import check_activations, gemm
 from fineq.errors import FineQError
 from fineq.format.qmatrix import QuantizedMatrix
 from fineq.hw.job import EngineRun
+from fineq.hw.procs import worker_pool
 
 BACKENDS = ("golden", "icarus", "verilator")
 
@@ -94,7 +94,7 @@ def run_gemm(
     sim_seconds = 0.0
     extra: dict[str, Any] = {}
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(jobs) as pool:  # each run is a simulator process: threads only wait
+    with worker_pool(jobs) as pool:  # each run is a simulator process: threads only wait; killed on failure
         outs = pool.map(one, range(len(tiles)))
         for (c0, c1), out in zip(tiles, progress(outs, total=len(tiles), desc=f"RTL ({backend})",
                                                  unit="engine run"), strict=True):

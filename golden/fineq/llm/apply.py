@@ -23,6 +23,7 @@ import numpy as np
 from fineq.errors import FineQError
 from fineq.llm.models import decoder_layers, decoder_linears, linear_layer_index
 from fineq.llm.recon import block_output, reconstruct_block
+from fineq.llm.rotate import apply_transform
 from fineq.progress import progress
 from fineq.quant.gptq import HessianAccumulator
 from fineq.quant.registry import Quantizer
@@ -52,9 +53,12 @@ def apply(model: Any, method: Quantizer, calib: np.ndarray | None = None, skip: 
 
     ``calib``: int64 ``[n, seq]`` calibration token windows (calibrated methods).
     ``skip``: regular expressions; linears whose name matches one stay as they are.
+    A method with a ``transform`` (``+fold``, ``+rot``) first transforms the whole model in place
+    (:mod:`fineq.llm.rotate`): embeddings, norms and ``lm_head`` change too.
     """
     if method.fn is None:
         return {}
+    apply_transform(model, method.transform)
     lins = {n: m for n, m in decoder_linears(model).items() if not _skipped(n, skip)}
     if not method.calibrated:
         out = {}

@@ -77,6 +77,8 @@ def read_text(path: str | os.PathLike[str] | None = None) -> tuple[str, str]:
         raise FineQError(f"text file {p} is unreadable: {e}") from e
     if not text.strip():
         raise FineQError(f"text file {p} is empty")
+    if "\x00" in text:
+        raise FineQError(f"text file {p} holds NUL bytes: binary data, not text")
     return text, str(p)
 
 

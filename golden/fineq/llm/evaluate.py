@@ -7,6 +7,7 @@ same windows. See ``docs/accuracy.md``.
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -55,15 +56,14 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
     if max_tokens < 2:
         raise FineQError(f"--max-tokens must be at least 2, got {max_tokens}")
     t0 = time.perf_counter()
+    need_cal = any(registry.get(n).calibrated for n in method_names)
+    raw, text_desc = corpus.read_text(text)  # the texts are checked before the model loads
+    craw, calib_desc = corpus.read_text(calib_text) if need_cal and calib_text is not None else (raw, text_desc)
     lm = models.load(model_spec)
     log(f"model {lm.name}: {lm.reference} (the reference, 'full precision' here) loaded in "
          f"{time.perf_counter() - t0:.1f} s")
-    raw, text_desc = corpus.read_text(text)
     toks = corpus.tokenize(lm.tokenizer, raw)
-    need_cal = any(registry.get(n).calibrated for n in method_names)
-    calib_desc = text_desc
     if need_cal and calib_text is not None:
-        craw, calib_desc = corpus.read_text(calib_text)
         calib = corpus.calibration(corpus.tokenize(lm.tokenizer, craw), calib_samples, calib_seq, calib_desc)
         sp = corpus.Split(calib, corpus.split(toks, 0, calib_seq).eval_tokens, len(toks))
     else:
@@ -83,8 +83,10 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
             for n, lin in lins.items():
                 lin.weight.copy_(orig[n])
         log(f"[{name}] quantizing ({m.about}) ...")
-        res, qsec = timed_apply(lm.model, m, sp.calib if m.calibrated else None, skip)
-        bits = bits_per_weight(res, lm.model)
+        # a transformed method (+fold, +rot) changes more than the linears: it works on a copy
+        model = copy.deepcopy(lm.model) if m.transform else lm.model
+        res, qsec = timed_apply(model, m, sp.calib if m.calibrated else None, skip)
+        bits = bits_per_weight(res, model)
         hw = {**hardware_side(res), **block_loss_stats(res)}
         log(f"[{name}] {bits:.3f} bits/weight, quantized in {qsec:.1f} s" +
              (f"; {100 * hw['nonzero_levels']:.1f}% non-zero levels, {hw['cycles_per_vector']:.2f} cycles/vector"
@@ -93,14 +95,14 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
               f"{hw['recon_loss_start']:.4g} (start) -> {hw['recon_loss']:.4g}" if "recon_blocks" in hw else ""))
         for s, w in wins.items():
             t1 = time.perf_counter()
-            r = perplexity(lm.model, w, desc=f"{name} seq {s}")
+            r = perplexity(model, w, desc=f"{name} seq {s}")
             row: dict[str, Any] = {"method": name, "bits": round(bits, 4), "seq": s, "ppl": r["ppl"],
                                    "windows": r["windows"], "tokens": r["tokens"], "quant_seconds": round(qsec, 2),
                                    "eval_seconds": round(time.perf_counter() - t1, 2), **hw}
             if int8:
                 wrap = res or {n: QResult(lin.weight, 16.0 * lin.weight.numel()) for n, lin in lins.items()}
-                with int8_activations(lm.model, wrap):
-                    row["ppl_int8"] = perplexity(lm.model, w, desc=f"{name} seq {s} int8")["ppl"]
+                with int8_activations(model, wrap):
+                    row["ppl_int8"] = perplexity(model, w, desc=f"{name} seq {s} int8")["ppl"]
             log(f"[{name}] seq {s}: perplexity {r['ppl']:.3f}" +
                  (f", int8 activations {row['ppl_int8']:.3f}" if int8 else ""))
             results.append(row)

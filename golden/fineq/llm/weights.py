@@ -4,13 +4,14 @@ takes, or the stored levels of a ``.fineq.safetensors``."""
 
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
 
 import numpy as np
 
 from fineq.errors import FineQError
-from fineq.llm.models import PROJ
+from fineq.llm.models import PICKLE_REFUSED, PROJ
 from fineq.quant.registry import quantize
 
 
@@ -42,6 +43,8 @@ def load_weight_file(path: str | Path) -> dict[str, np.ndarray]:
             sd = torch.load(path, map_location="cpu", weights_only=True)
             if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
                 sd = sd["state_dict"]
+    except pickle.UnpicklingError as e:
+        raise FineQError(f"{path}: {PICKLE_REFUSED}") from e
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise FineQError(f"{path}: not a readable safetensors file or torch state dict ({first})") from e

@@ -10,6 +10,7 @@ write its algorithm in a module of :mod:`fineq.quant`, then add one entry here (
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,9 @@ class Quantizer:
     about: str
     #: block-wise reconstruction after ``fn`` on a model (mode ``recon``, :mod:`fineq.llm.recon`); None: none
     recon: ReconConfig | None = None
+    #: a function-preserving model transform applied before quantizing (``fold`` or ``rotate:<seed>``,
+    #: :mod:`fineq.llm.rotate`); None: the model as loaded
+    transform: str | None = None
 
 
 def quantize(w: Any, mode: str = "paper", hessian: Any = None, hw_lambda: float | None = None) -> QuantizedMatrix:
@@ -160,11 +164,26 @@ def _number(name: str, tail: str) -> float:
     return lam
 
 
+_TRANSFORM_NAMES = ("fold", "rot")
+
+
 def get(name: str) -> Quantizer:
     """The quantizer called ``name`` (``fineq eval --list-methods`` lists them); ``fineq-gptq-hw@L`` is mode
     ``gptq-hw`` at lambda ``L`` (a float, at least 0), ``fineq-recon@E`` mode ``recon`` with ``E`` epochs per
     block, ``fineq-recon-hw@L`` mode ``recon`` started from ``gptq-hw`` at ``L``, no vector's temporal cycles
-    raised."""
+    raised. A suffix ``+fold`` (RMSNorm gains folded into the linears) or ``+rot`` / ``+rot:<seed>`` (the
+    residual stream rotated, QuaRot's R1) transforms the model first (:mod:`fineq.llm.rotate`)."""
+    base, plus, tail = name.rpartition("+")
+    if plus:
+        q = get(base)
+        if q.fn is None or q.transform is not None:
+            raise FineQError(f"method {name!r}: '+fold' and '+rot' follow a quantizing method, once")
+        kind, colon, seed = tail.partition(":")
+        if kind not in _TRANSFORM_NAMES or (colon and (kind != "rot" or not seed.isdigit())):
+            raise FineQError(f"method {name!r}: after '+' comes fold, rot or rot:<seed>")
+        spec = "fold" if kind == "fold" else f"rotate:{int(seed) if colon else 0}"
+        what = "RMSNorm gains folded" if kind == "fold" else f"residual stream rotated (seed {int(seed or 0)})"
+        return dataclasses.replace(q, name=name, about=f"{q.about}; {what} first", transform=spec)
     hprefix = f"fineq-{RECON_MODE}-hw@"
     if name.startswith(hprefix):
         lam = _number(name, name[len(hprefix):])
