@@ -24,11 +24,25 @@ from fineq.errors import FineQError
 
 _written: list[Path] = []
 _claims: dict[Path, int] = {}
+_notes: dict[str, str] = {}
 
 
 def written() -> list[Path]:
     """Every output this process has completed (through :func:`atomic_path`), in order."""
     return list(_written)
+
+
+def keep_note(key: str, text: str | None) -> None:
+    """Say (or, with ``None``, stop saying) what partial work a stopped command keeps, e.g. finished windows in a
+    work folder; the CLI prints :func:`notes` when a command is interrupted."""
+    if text is None:
+        _notes.pop(key, None)
+    else:
+        _notes[key] = text
+
+
+def notes() -> list[str]:
+    return list(_notes.values())
 
 
 def check_output(path: str | os.PathLike[str], force: bool = False,
@@ -84,9 +98,10 @@ def release() -> None:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], register: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds. The file gets the
-    permissions a plain ``open`` would give it (mkstemp's are owner-only)."""
+    permissions a plain ``open`` would give it (mkstemp's are owner-only). ``register=False``: not one of
+    :func:`written` (a work folder's record, which :func:`keep_note` describes instead)."""
     p = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=f".tmp{p.suffix}", dir=p.parent if str(p.parent) else ".")
     os.close(fd)
@@ -96,13 +111,14 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, p)
-        _written.append(p)
+        if register:
+            _written.append(p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    with atomic_path(path) as tmp:
+def write_text_atomic(path: str | os.PathLike[str], text: str, register: bool = True) -> Path:
+    with atomic_path(path, register) as tmp:
         tmp.write_text(text)
     return Path(path)

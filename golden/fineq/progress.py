@@ -28,3 +28,25 @@ def progress(it: Iterable[T], desc: str = "", total: int | None = None, unit: st
         yield from it
         return
     yield from tqdm(it, desc=desc, total=total, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+class Meter:
+    """A progress bar over an amount (cycles, bytes) updated from any thread; a no-op when bars are off."""
+
+    def __init__(self, total: int, desc: str = "", unit: str = "it", initial: int = 0) -> None:
+        self.bar = None
+        if enabled():
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, unit_scale=True, file=sys.stderr,
+                            leave=False, dynamic_ncols=True)
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import NoReturn
 
 from fineq.cli.matrix import cmd_bench, cmd_demo, cmd_gemm, cmd_info, cmd_quantize
-from fineq.cli.model import cmd_eval, cmd_quantize_model, cmd_rtl_layer
+from fineq.cli.model import cmd_eval, cmd_export, cmd_quantize_model, cmd_rtl_layer
 from fineq.cli.options import engine_options
 from fineq.cli.perf import cmd_pareto, cmd_perf
 from fineq.errors import FineQError, QuantizationWarning
@@ -93,10 +93,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-samples", type=int, default=32, help="calibration windows (default 32)")
     p.add_argument("--calib-seq", type=int, default=512, help="calibration window length (default 512)")
     p.add_argument("--skip", action="append", help="regular expression of linear names to leave unquantized")
+    p.add_argument("--quantized", action="append", help="a .fineq.safetensors of fineq quantize-model for this model, "
+                   "evaluated as method file:<name> (repeatable)")
+    engine_options(p, "golden", "where the FineQ linears' integer GEMMs run: golden (default: fineq.gemm) or the "
+                   "RTL engine on verilator or icarus (every GEMM checked; implies the int8 path)",
+                   "engine runs at once on the local pool (default: one per core)")
+    p.add_argument("--cluster", help="with --backend: run the engine runs on Dask: local:N (a local cluster of N "
+                   "workers) or a scheduler address tcp://host:port")
+    p.add_argument("--work", help="with --backend: the work folder of finished windows (default: beside --json, "
+                   "JSON.work; else ./fineq-eval.work); the same command resumes from it")
+    p.add_argument("--synth", default="build/synth/summary.json",
+                   help="with --backend: make synth's summary.json, for the energy per token")
     p.add_argument("--json", help="write the full results (JSON) here")
     p.add_argument("--chart", help="write perplexity vs bits (log scale) here (.png/.svg/.pdf)")
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.set_defaults(fn=cmd_eval)
+
+    p = sub.add_parser("export", help="write a quantized model as a standard Hugging Face folder")
+    p.add_argument("file", help="a .fineq.safetensors of fineq quantize-model")
+    p.add_argument("--dequantized", required=True, metavar="OUT_DIR",
+                   help="the folder to write (config, safetensors, tokenizer): the FineQ levels dequantized")
+    p.add_argument("--model", help="the base model (default: the file's base_model)")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("quantize-model", help="quantize every decoder linear of a model into one .fineq.safetensors")
     p.add_argument("--model", required=True, help="Hugging Face folder, .gguf file, or 'smollm2'")
@@ -200,10 +219,13 @@ def _interrupted(cmd: str, e: KeyboardInterrupt, kept: list[object]) -> int:
     signum = e.signum if isinstance(e, Interrupted) else int(signal.SIGINT)
     killed = procs.stop_all()
     procs.allow()  # this process may run simulators again (the CLI called as a function)
+    from fineq.outputs import notes
+
+    said = ([f"kept the finished output(s) {', '.join(map(str, kept))}"] if kept else []) + notes()
     print(f"fineq {cmd}: stopped by {signal.Signals(signum).name}" +
           (f", {killed} simulator run(s) killed" if killed else "") +
-          (f"; kept the finished output(s) {', '.join(map(str, kept))}" if kept else
-           "; nothing written (outputs are written only when complete)"), file=sys.stderr)
+          ("; " + "; ".join(said) if said else "; nothing written (outputs are written only when complete)"),
+          file=sys.stderr)
     return 128 + signum
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fineq.cli.options import RTL_CYCLES_PER_SECOND, check_engine_options, load_npy
+from fineq.cli.options import check_engine_options, load_npy
 from fineq.errors import FineQError
 from fineq.format.fileio import load, save
 from fineq.format.info import info_dict
@@ -73,8 +73,9 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def cmd_gemm(a: argparse.Namespace) -> int:
+    from fineq.engine.config import EngineConfig
     from fineq.engine.gemm import check_activations, gemm
-    from fineq.hw.run import run_gemm
+    from fineq.hw.run import cycles_per_second, run_gemm
     from fineq.outputs import atomic_path, check_output
 
     if a.output:
@@ -86,7 +87,7 @@ def cmd_gemm(a: argparse.Namespace) -> int:
     check_engine_options(a)
 
     def announce(cyc: int, runs: int) -> None:
-        rate = max(1, round(RTL_CYCLES_PER_SECOND[a.backend] * 4096 / (a.rows * a.cols)))
+        rate = max(1, round(cycles_per_second(a.backend, EngineConfig(a.rows, a.cols, a.psum_depth, a.coding))))
         jobs = max(1, min(a.jobs or os.cpu_count() or 1, runs))
         print(f"fineq gemm: {runs} engine run(s), {cyc:,} cycles; about {cyc / rate / jobs:,.0f} s at ~{rate:,} "
               f"cycles/s per simulator on {a.backend}, {jobs} at once (plus the simulator build)",

@@ -19,6 +19,11 @@ def _texts_exist(*paths: str | None) -> None:
             raise FineQError(f"text file {t} does not exist")
 
 
+#: the RTL fields of ``fineq eval --backend``'s result line
+RTL_LINE_KEYS = ("ppl_rtl", "backend", "rtl_cycles", "rtl_model_cycles", "rtl_cycles_per_token",
+                 "rtl_energy_uj_per_token")
+
+
 def cmd_eval(a: argparse.Namespace) -> int:
     from fineq.llm.evaluate import chart, log, parse_methods, run, table
     from fineq.outputs import check_output, write_text_atomic
@@ -29,15 +34,37 @@ def cmd_eval(a: argparse.Namespace) -> int:
         return 0
     if not a.model:
         raise FineQError("--model is required (a folder, a .gguf file, or 'smollm2')")
-    names = parse_methods(a.methods)
+    rtl = a.backend != "golden"
+    if not rtl:
+        for opt in ("cluster", "work"):
+            if getattr(a, opt):
+                raise FineQError(f"--{opt} needs --backend verilator or icarus")
+    names = parse_methods(a.methods if a.methods or not rtl else ("" if a.quantized else "fineq-paper"),
+                          allow_none=bool(a.quantized))
+    check_engine_options(a)
     _texts_exist(a.text, a.calib_text)
+    for f in a.quantized or ():
+        if not Path(f).is_file():
+            raise FineQError(f"--quantized file {f} does not exist")
     outs = [Path(p) for p in (a.json, a.chart) if p]
     for p in outs:
-        check_output(p, force=a.force, inputs=[t for t in (a.text, a.calib_text) if t])
+        check_output(p, force=a.force, inputs=[t for t in (a.text, a.calib_text, *(a.quantized or ())) if t])
     if a.chart and Path(a.chart).suffix.lower() not in (".png", ".svg", ".pdf"):
         raise FineQError(f"--chart {a.chart}: use a .png, .svg or .pdf file name")
-    doc = run(a.model, a.text, names, a.seq or [256], a.max_windows, a.max_tokens, a.int8_activations,
-              a.calib_samples, a.calib_seq, tuple(a.skip or ()), a.calib_text)
+    if rtl:
+        from fineq.apps import rtl_model
+        from fineq.engine.config import EngineConfig
+        from fineq.hw.cluster import parse
+
+        parse(a.cluster)  # a bad address fails before the model loads
+        a.int8_activations = True
+        doc = rtl_model.run(a.model, a.text, names, a.seq or [256], a.max_windows, a.max_tokens, a.calib_samples,
+                            a.calib_seq, tuple(a.skip or ()), a.calib_text, tuple(a.quantized or ()), a.backend,
+                            EngineConfig(a.rows, a.cols, a.psum_depth, a.coding), a.cluster, a.jobs,
+                            rtl_model.work_folder(a.work, a.json), a.synth)
+    else:
+        doc = run(a.model, a.text, names, a.seq or [256], a.max_windows, a.max_tokens, a.int8_activations,
+                  a.calib_samples, a.calib_seq, tuple(a.skip or ()), a.calib_text, quantized=tuple(a.quantized or ()))
     print(table(doc))
     if a.json:
         write_text_atomic(Path(a.json), json.dumps(doc, indent=1))
@@ -47,7 +74,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
         log(f"wrote {a.chart}")
     line = {"model": doc["model"], "reference": doc["reference"], "tokens": doc["tokens"],
             "results": [{k: r[k] for k in ("method", "bits", "seq", "ppl", *(("ppl_int8",) if a.int8_activations
-                                                                                else ()))} for r in doc["results"]]}
+                                                                                else ()), *RTL_LINE_KEYS) if k in r}
+                        for r in doc["results"]]}
     print(json.dumps(line))
     return 0
 
@@ -94,6 +122,22 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
           f"per 64-weight vector" + (f"; {st['recon_blocks_trained']} of {st['recon_blocks']} blocks trained, mean "
                                      f"block loss {st['recon_loss_start']:.4g} (start) -> {st['recon_loss']:.4g}"
                                      if st else ""))
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    """``fineq export FILE --dequantized OUT_DIR``: a standard Hugging Face folder for other runtimes."""
+    import sys
+
+    from fineq.llm.modelfile import export_dequantized
+
+    if not Path(a.file).is_file():
+        raise FineQError(f"model file {a.file} does not exist")
+    if Path(a.dequantized).resolve() == Path(a.file).resolve():
+        raise FineQError(f"--dequantized {a.dequantized} is the input file")
+    out = export_dequantized(a.file, a.dequantized, a.model, a.force)
+    print(f"wrote {out}: a Hugging Face folder (transformers loads it as it is) with the FineQ levels of {a.file} "
+          "dequantized to float32", file=sys.stderr)
     return 0
 
 

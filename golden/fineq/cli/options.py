@@ -13,8 +13,6 @@ from fineq.errors import FineQError
 from fineq.hw.run import BACKENDS
 
 
-#: Simulation speed of the 64x64 engine through fineq.hw, measured (Verilator: ``make measure``; Icarus: a
-#: 128 x 256 x 16 GEMM), for estimates; scaled by 4096 / (ROWS * COLS) for other arrays.
 def load_npy(path: str, what: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
@@ -24,8 +22,6 @@ def load_npy(path: str, what: str) -> np.ndarray:
     except (ValueError, OSError, EOFError) as e:
         raise FineQError(f"{what} file {path} is not a readable .npy array: {e}") from e
 
-
-RTL_CYCLES_PER_SECOND = {"verilator": 150_000, "icarus": 6}
 
 
 def engine_options(p: argparse.ArgumentParser, backend: str, backend_help: str, jobs_help: str) -> None:

@@ -1,11 +1,16 @@
 """A quantizer of :mod:`fineq.quant.registry` applied to a whole model.
 
-Each method quantizes every linear of the decoder blocks (q, k, v, o, gate,
-up, down); embeddings, norms and ``lm_head`` stay as they are. Data-free
-methods see each weight alone. Calibrated methods run layer by layer, as GPTQ
-does for LLaMA (``--true-sequential``): calibration samples go through the
-decoder blocks one at a time; inside a block the linears are quantized in the
-order they are used (q/k/v, o, gate/up, down), each group's Hessian measured
+Each method quantizes every linear of the decoder blocks
+(:func:`fineq.llm.models.decoder_linears`: LLaMA's q, k, v, o, gate, up,
+down; Phi-3's fused qkv and gate_up as one matrix each); embeddings, norms and
+``lm_head`` stay as they are. Data-free methods see each weight alone.
+Calibrated methods run layer by layer, as GPTQ does (``--true-sequential``):
+calibration samples go through the decoder blocks one at a time, each block
+called with the arguments the model itself gives that block (captured per
+block: rotary embeddings, its own attention mask, e.g. Gemma's sliding-window
+layers); inside a block the linears are quantized in groups in the order they
+are used, a group being the linears that read the same input (found by running
+the block: LLaMA's q/k/v, o, gate/up, down), each group's Hessian measured
 with the groups before it already quantized; the block's quantized outputs are
 the next block's inputs. Mode ``recon`` (:mod:`fineq.llm.recon`) then trains
 each quantized block against the float block's outputs, so it also carries the
@@ -28,8 +33,6 @@ from fineq.progress import progress
 from fineq.quant.gptq import HessianAccumulator
 from fineq.quant.registry import Quantizer
 from fineq.quant.result import QResult
-
-GROUPS = (("q_proj", "k_proj", "v_proj"), ("o_proj",), ("gate_proj", "up_proj"), ("down_proj",))
 
 
 class _GroupDone(Exception):
@@ -74,23 +77,33 @@ def apply(model: Any, method: Quantizer, calib: np.ndarray | None = None, skip: 
     return _apply_sequential(model, method, calib, lins, batch)
 
 
-def _layer_inputs(model: Any, calib: np.ndarray, batch: int) -> list[tuple[Any, dict[str, Any]]]:
-    """Hidden states entering decoder block 0 for each calibration batch, with the block's keyword arguments."""
+def _layer_inputs(model: Any, calib: np.ndarray, batch: int) -> tuple[list[Any], list[list[dict[str, Any]]]]:
+    """The hidden states entering decoder block 0 for each calibration batch, and for every block its keyword
+    arguments per batch (what the model passes that block: they differ between blocks in some architectures)."""
     import torch
 
     layers = decoder_layers(model)
-    captured: list[tuple[Any, dict[str, Any]]] = []
+    hidden: list[Any] = []
+    kwargs: list[list[dict[str, Any]]] = [[] for _ in layers]
 
     class _Stop(Exception):
         pass
 
-    def hook(_mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        hs = args[0] if args else kwargs.pop("hidden_states")
-        kw = {k: v for k, v in kwargs.items() if k not in ("hidden_states", "past_key_values", "use_cache")}
-        captured.append((hs.detach(), kw))
-        raise _Stop
+    def hook(i: int, args: tuple[Any, ...], kw_in: dict[str, Any]) -> None:
+        kw = dict(kw_in)
+        hs = args[0] if args else kw.pop("hidden_states")
+        if i == 0:
+            hidden.append(hs.detach())
+        kwargs[i].append({k: v for k, v in kw.items() if k not in ("hidden_states", "past_key_values", "use_cache",
+                                                                     "past_key_value")})
+        if len(args) > 1:
+            raise FineQError(f"decoder block {i} takes {len(args)} positional arguments; only the hidden states "
+                             "are expected positionally")
+        if i == len(layers) - 1:
+            raise _Stop
 
-    h = layers[0].register_forward_pre_hook(hook, with_kwargs=True)
+    hs = [layer.register_forward_pre_hook(lambda _m, a, k, i=i: hook(i, a, k), with_kwargs=True)
+          for i, layer in enumerate(layers)]
     try:
         with torch.inference_mode():
             for b0 in range(0, len(calib), batch):
@@ -99,8 +112,38 @@ def _layer_inputs(model: Any, calib: np.ndarray, batch: int) -> list[tuple[Any, 
                 except _Stop:
                     pass
     finally:
-        h.remove()
-    return captured
+        for h in hs:
+            h.remove()
+    return hidden, kwargs
+
+
+def linear_groups(layer: Any, hs: Any, kw: dict[str, Any], lins: dict[str, Any]) -> list[list[str]]:
+    """``lins`` (the block's linears) in groups that read the same input, in the order the block uses them."""
+    import torch
+
+    order: list[tuple[str, int]] = []
+    seen: dict[int, int] = {}
+    keep: list[Any] = []  # every input stays alive during the pass, so no two inputs share an address
+
+    def hook(n: str, x: Any) -> None:
+        keep.append(x)
+        order.append((n, seen.setdefault(x.data_ptr(), len(seen))))
+
+    hooks = [m.register_forward_pre_hook(lambda _m, a, n=n: hook(n, a[0])) for n, m in lins.items()]
+    try:
+        with torch.inference_mode():
+            layer(hs, **kw)
+    finally:
+        for hk in hooks:
+            hk.remove()
+    groups: dict[int, list[str]] = {}
+    for n, g in order:
+        if n not in groups.setdefault(g, []):
+            groups[g].append(n)
+    missing = [n for n in lins if not any(n in g for g in groups.values())]
+    if missing:
+        raise FineQError(f"{missing[0]}: the decoder block never calls it; it cannot be calibrated")
+    return list(groups.values())
 
 
 def _group_hessians(layer: Any, inputs: list[tuple[Any, dict[str, Any]]], lins: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +184,8 @@ def _apply_sequential(model: Any, method: Quantizer, calib: np.ndarray, lins: di
 
     assert method.fn is not None
     layers = decoder_layers(model)
-    inputs = _layer_inputs(model, calib, batch)
+    hidden, block_kwargs = _layer_inputs(model, calib, batch)
+    inputs = [(h, block_kwargs[0][b]) for b, h in enumerate(hidden)]
     out: dict[str, QResult] = {}
     by_layer: dict[int, dict[str, Any]] = {}
     for name, lin in lins.items():
@@ -152,15 +196,15 @@ def _apply_sequential(model: Any, method: Quantizer, calib: np.ndarray, lins: di
     for i in progress(range(len(layers)), desc=method.name, unit="layer"):
         layer = layers[i]
         mine = by_layer.get(i, {})
+        # this block's own arguments (attention mask, rotary embeddings) with the hidden states carried over
+        inputs = [(h, block_kwargs[i][b]) for b, (h, _) in enumerate(inputs)]
+        fp_inputs = [(h, block_kwargs[i][b]) for b, (h, _) in enumerate(fp_inputs)]
         if recon is not None:  # the float block's outputs and weights, before it is quantized
             orig = {n: lin.weight.detach().float().clone() for n, lin in mine.items()}
             with torch.inference_mode():
                 targets = [block_output(layer(hs, **kw)) for hs, kw in fp_inputs]
         done: dict[str, QResult] = {}
-        for group in GROUPS:
-            names = [n for n in mine if n.rsplit(".", 1)[-1] in group]
-            if not names:
-                continue
+        for names in linear_groups(layer, *inputs[0], mine) if mine else []:
             hess = _group_hessians(layer, inputs, {n: mine[n] for n in names})
             for n in names:
                 r = method.fn(mine[n].weight.detach().float(), hess[n])

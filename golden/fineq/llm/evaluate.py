@@ -11,18 +11,25 @@ import copy
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from fineq.errors import FineQError
 from fineq.llm import corpus, models
 from fineq.llm.apply import bits_per_weight, timed_apply
 from fineq.llm.int8path import int8_activations
+from fineq.llm.modelfile import read_model_file
 from fineq.llm.ppl import perplexity
 from fineq.llm.recon import block_loss_stats
+from fineq.llm.rotate import apply_transform
 from fineq.quant import registry
 from fineq.quant.result import QResult
 
+#: ``(model, results, windows, method, seq) -> row fields``: another evaluation of the int8 path (see :func:`run`)
+Int8Eval = Callable[[Any, dict[str, QResult], np.ndarray, str, int], dict[str, Any]]
 DEFAULT_METHODS = ("reference", "fineq-paper", "fineq-search", "rtn", "uniform", "gptq", "owq", "pbllm")
 DEFAULT_MAX_TOKENS = 16384
 
@@ -31,7 +38,11 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def parse_methods(spec: str | None) -> list[str]:
+def parse_methods(spec: str | None, allow_none: bool = False) -> list[str]:
+    """The method names of ``--methods`` (the defaults when not given; none at all only with ``allow_none``,
+    ``spec == ""``)."""
+    if spec == "" and allow_none:
+        return []
     names = list(DEFAULT_METHODS) if not spec else [s.strip() for s in spec.split(",") if s.strip()]
     if not names:
         raise FineQError("--methods names no method")
@@ -44,10 +55,14 @@ def parse_methods(spec: str | None) -> list[str]:
 
 def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[int], max_windows: int | None,
         max_tokens: int, int8: bool, calib_samples: int, calib_seq: int, skip: tuple[str, ...] = (),
-        calib_text: str | None = None) -> dict[str, Any]:
+        calib_text: str | None = None, int8_eval: Int8Eval | None = None,
+        quantized: tuple[str, ...] = ()) -> dict[str, Any]:
     """Evaluate; returns the JSON document (see :func:`cli`). Calibrated methods calibrate on the first
     ``calib_samples x calib_seq`` tokens of ``text`` (evaluated on the rest), or, with ``calib_text``, on that
-    file's, and are evaluated on the whole of ``text``."""
+    file's, and are evaluated on the whole of ``text``. ``int8_eval(model, results, windows, method, seq)``,
+    if given, evaluates each method's int8 path instead (the RTL backend: :mod:`fineq.apps.rtl_model`) and
+    returns the row's fields (``ppl_int8`` among them). Each of ``quantized`` (``.fineq.safetensors`` files of
+    ``fineq quantize-model`` for this model) is evaluated after the methods, as method ``file:<name>``."""
     import torch
 
     for s in seqs:
@@ -57,6 +72,7 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
         raise FineQError(f"--max-tokens must be at least 2, got {max_tokens}")
     t0 = time.perf_counter()
     need_cal = any(registry.get(n).calibrated for n in method_names)
+    files = {f"file:{Path(f).name}": read_model_file(f) for f in quantized}  # checked before the model loads
     raw, text_desc = corpus.read_text(text)  # the texts are checked before the model loads
     craw, calib_desc = corpus.read_text(calib_text) if need_cal and calib_text is not None else (raw, text_desc)
     lm = models.load(model_spec)
@@ -77,15 +93,18 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
     lins = models.decoder_linears(lm.model)
     orig = {n: lin.weight.detach().clone() for n, lin in lins.items()}
     results: list[dict[str, Any]] = []
-    for name in method_names:
-        m = registry.get(name)
+    for name in [*method_names, *files]:
         with torch.no_grad():
             for n, lin in lins.items():
                 lin.weight.copy_(orig[n])
-        log(f"[{name}] quantizing ({m.about}) ...")
-        # a transformed method (+fold, +rot) changes more than the linears: it works on a copy
-        model = copy.deepcopy(lm.model) if m.transform else lm.model
-        res, qsec = timed_apply(model, m, sp.calib if m.calibrated else None, skip)
+        if name in files:
+            model, res, qsec = _from_file(lm.model, name, *files[name])
+        else:
+            m = registry.get(name)
+            log(f"[{name}] quantizing ({m.about}) ...")
+            # a transformed method (+fold, +rot) changes more than the linears: it works on a copy
+            model = copy.deepcopy(lm.model) if m.transform else lm.model
+            res, qsec = timed_apply(model, m, sp.calib if m.calibrated else None, skip)
         bits = bits_per_weight(res, model)
         hw = {**hardware_side(res), **block_loss_stats(res)}
         log(f"[{name}] {bits:.3f} bits/weight, quantized in {qsec:.1f} s" +
@@ -101,8 +120,11 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
                                    "eval_seconds": round(time.perf_counter() - t1, 2), **hw}
             if int8:
                 wrap = res or {n: QResult(lin.weight, 16.0 * lin.weight.numel()) for n, lin in lins.items()}
-                with int8_activations(model, wrap):
-                    row["ppl_int8"] = perplexity(model, w, desc=f"{name} seq {s} int8")["ppl"]
+                if int8_eval is not None:
+                    row.update(int8_eval(model, wrap, w, name, s))
+                else:
+                    with int8_activations(model, wrap):
+                        row["ppl_int8"] = perplexity(model, w, desc=f"{name} seq {s} int8")["ppl"]
             log(f"[{name}] seq {s}: perplexity {r['ppl']:.3f}" +
                  (f", int8 activations {row['ppl_int8']:.3f}" if int8 else ""))
             results.append(row)
@@ -113,6 +135,28 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
             "calibration_text": calib_desc if sp.calib.size else None, "linears": linear_shapes(lins),
             "tokens": sp.total_tokens, "calibration_tokens": int(sp.calib.size),
             "int8_activations": int8, "seconds": round(time.perf_counter() - t0, 1), "results": results}
+
+
+def _from_file(base: Any, name: str, qms: dict[str, Any], meta: dict[str, str]) -> tuple[Any, dict[str, QResult],
+                                                                                       float]:
+    """A method from a ``.fineq.safetensors`` file: its levels on (a copy of, if it is transformed) ``base``."""
+    import torch
+
+    log(f"[{name}] FineQ mode {meta.get('mode')}" + (f", transform {meta['transform']}" if meta.get("transform")
+                                                     else "") + f": {len(qms)} linears from the file")
+    model = copy.deepcopy(base) if meta.get("transform") else base
+    apply_transform(model, meta.get("transform"))
+    mods = dict(model.named_modules())
+    res = {}
+    with torch.no_grad():
+        for n, q in qms.items():
+            lin = mods.get(n)
+            if lin is None or tuple(lin.weight.shape) != q.shape:
+                raise FineQError(f"{name[5:]}: its linear {n} {q.shape} is not in this model"
+                                 + (f" (there it is {tuple(lin.weight.shape)})" if lin is not None else ""))
+            lin.weight.copy_(torch.from_numpy(q.dequantize()).to(lin.weight.dtype))
+            res[n] = QResult(lin.weight.detach().clone(), q.bits_per_weight * q.shape[0] * q.shape[1], q)
+    return model, res, 0.0
 
 
 def hardware_side(res: dict[str, QResult]) -> dict[str, Any]:
@@ -162,8 +206,11 @@ def table(doc: dict[str, Any]) -> str:
     names = list(dict.fromkeys(r["method"] for r in doc["results"]))
     by = {(r["method"], r["seq"]): r for r in doc["results"]}
     head = f"{'method':<18}{'bits':>7}" + "".join(f"{'ppl@' + str(s):>12}" for s in seqs)
+    rtl = doc.get("backend", "golden") != "golden"
     if int8:
         head += "".join(f"{'A8 ppl@' + str(s):>13}" for s in seqs)
+    if rtl:
+        head += "".join(f"{'RTL ppl@' + str(s):>13}{'RTL cyc/tok':>13}" for s in seqs)
     head += f"{'quant s':>9}"
     lines = [f"model: {doc['model']} (reference: {doc['reference']}); text: {doc['text']}", head]
     for n in names:
@@ -171,9 +218,15 @@ def table(doc: dict[str, Any]) -> str:
         line = f"{n:<18}{first['bits']:>7.2f}" + "".join(f"{_fmt(by[(n, s)]['ppl']):>12}" for s in seqs)
         if int8:
             line += "".join(f"{_fmt(by[(n, s)]['ppl_int8']):>13}" for s in seqs)
+        if rtl:
+            line += "".join(f"{_fmt(by[(n, s)]['ppl_rtl']):>13}{by[(n, s)]['rtl_cycles_per_token']:>13,.0f}"
+                            for s in seqs)
         line += f"{first['quant_seconds']:>9.1f}"
         lines.append(line)
     lines.append("windows: " + ", ".join(f"seq {s}: {by[(names[0], s)]['windows']} x {s} tokens" for s in seqs))
+    if rtl:
+        lines.append(f"RTL: every FineQ linear's integer GEMM on the {doc['backend']} engine, checked bit-exactly "
+                     "against fineq.gemm and cycle-exactly against the cycle model")
     return "\n".join(lines)
 
 

@@ -14,14 +14,23 @@ all rows of the table see the same activations.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from fineq.engine.gemm import gemm
+from fineq.format.qmatrix import QuantizedMatrix
 from fineq.quant.result import QResult
+
+#: The integer GEMM of one linear: ``(linear name, levels, int8 activations [K, T]) -> int64 [M, T]``;
+#: :func:`fineq.gemm` by default, the RTL engine with ``fineq eval --backend`` (:mod:`fineq.apps.rtl_model`).
+GemmFn = Callable[[str, QuantizedMatrix, np.ndarray], np.ndarray]
+
+
+def golden_gemm(name: str, q: QuantizedMatrix, x: np.ndarray) -> np.ndarray:
+    return gemm(q, x)
 
 
 def quantize_tokens(x: Any) -> tuple[Any, Any]:
@@ -40,9 +49,11 @@ def _module() -> Any:
     class Int8ActivationLinear(torch.nn.Module):
         """Wraps an ``nn.Linear``; the forward pass takes the W8-activation integer path."""
 
-        def __init__(self, lin: Any, result: QResult) -> None:
+        def __init__(self, lin: Any, result: QResult, name: str = "", gemm_fn: GemmFn = golden_gemm) -> None:
             super().__init__()
             self.lin = lin
+            self.name = name
+            self.gemm_fn = gemm_fn
             self.q = result.qmatrix
             self.in_scale = None if result.in_scale is None else torch.from_numpy(
                 np.asarray(result.in_scale, dtype=np.float32))
@@ -55,7 +66,7 @@ def _module() -> Any:
                 x2 = x2 / self.in_scale
             xq, sx = quantize_tokens(x2)
             if self.q is not None:
-                acc = gemm(self.q, xq.numpy().T)  # int64 [M, T], exact
+                acc = self.gemm_fn(self.name, self.q, np.ascontiguousarray(xq.numpy().T))  # int64 [M, T]
                 y = torch.from_numpy(acc.T.astype(np.float64)).float() * sx[:, None] * self.s_w[None, :]
             else:
                 y = (xq.float() @ self.lin.weight.float().T) * sx[:, None]
@@ -67,8 +78,9 @@ def _module() -> Any:
 
 
 @contextmanager
-def int8_activations(model: Any, results: dict[str, QResult]) -> Iterator[None]:
-    """Within the block, every linear named in ``results`` runs the int8 path; restored after."""
+def int8_activations(model: Any, results: dict[str, QResult], gemm_fn: GemmFn = golden_gemm) -> Iterator[None]:
+    """Within the block, every linear named in ``results`` runs the int8 path, its integer GEMM by ``gemm_fn``;
+    restored after."""
     cls = _module()
     swapped = []
     mods = dict(model.named_modules())
@@ -77,7 +89,7 @@ def int8_activations(model: Any, results: dict[str, QResult]) -> Iterator[None]:
             parent_name, _, child = name.rpartition(".")
             parent = mods[parent_name] if parent_name else model
             lin = getattr(parent, child)
-            setattr(parent, child, cls(lin, r))
+            setattr(parent, child, cls(lin, r, name, gemm_fn))
             swapped.append((parent, child, lin))
         yield
     finally:

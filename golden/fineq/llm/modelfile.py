@@ -145,3 +145,39 @@ def load_model(path: str | os.PathLike[str], model: Any = None) -> Any:
                 raise FormatError(f"{path}: {name} is {q.shape} in the file, {tuple(lin.weight.shape)} in the model")
             lin.weight.copy_(torch.from_numpy(q.dequantize()).to(lin.weight.dtype))
     return model
+
+
+def export_dequantized(path: str | os.PathLike[str], out: str | os.PathLike[str], model: str | None = None,
+                       force: bool = False) -> Path:
+    """Write the quantized model of ``path`` (dequantized weights, its transform applied) as a standard Hugging Face
+    folder ``out`` (config, safetensors weights, tokenizer) that ``transformers`` loads as it is. The folder is
+    written beside ``out`` and renamed when complete; an existing ``out`` is replaced only with ``force``."""
+    import shutil
+    import tempfile
+
+    from fineq.llm.models import load
+
+    dst = Path(out)
+    if dst.exists() and not force:
+        raise FineQError(f"output folder {dst} exists; use --force to replace it")
+    if dst.exists() and not dst.is_dir():
+        raise FineQError(f"output {dst} exists and is not a folder")
+    if not dst.parent.is_dir():
+        raise FineQError(f"output folder {dst.parent} does not exist")
+    _, meta = read_model_file(path)  # a bad file fails before the model loads
+    lm = load(model if model is not None else meta.get("base_model", ""))
+    load_model(path, lm.model)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
+    try:
+        lm.model.save_pretrained(tmp, safe_serialization=True)
+        lm.tokenizer.save_pretrained(tmp)
+        (tmp / "fineq_export.json").write_text(json.dumps({
+            "from": str(Path(path).resolve()), "mode": meta.get("mode"), "transform": meta.get("transform"),
+            "base_model": meta.get("base_model"), "weights": "FineQ levels dequantized to float32"}, indent=1))
+        if dst.exists():
+            shutil.rmtree(dst)
+        os.replace(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dst

@@ -11,9 +11,11 @@ A model is named by:
 * a ``.gguf`` file (its tokenizer is read from the file).
 
 Nothing is downloaded: ``HF_HUB_OFFLINE`` is set and every loader gets
-``local_files_only=True``. The decoder's linear layers are found by name
-(``*.layers.<i>.{self_attn,mlp}.<proj>``), the LLaMA layout that
-``transformers`` uses for LLaMA, Mistral, Qwen2 and their relatives.
+``local_files_only=True``. The decoder's linear layers are found from the
+module tree: every ``nn.Linear`` inside the decoder blocks (``model.layers``),
+fused ones such as Phi-3's ``qkv_proj`` and ``gate_up_proj`` included (one
+matrix each); LLaMA, Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 and Phi-3 are
+tested (``tests/test_architectures.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ PROJ = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_pr
 #: why a pickled weights file is not loaded (torch.load weights_only refused it)
 PICKLE_REFUSED = ("a pickle that would need code to load; refused (only plain tensors are read: convert it to "
                   "safetensors)")
-_LINEAR_RE = re.compile(r"(^|\.)layers\.(\d+)\.(self_attn|mlp)\.(" + "|".join(PROJ) + r")$")
+_INDEX_RE = re.compile(r"\.(\d+)(\.|$)")
 
 
 @dataclass
@@ -133,28 +135,51 @@ def load(spec: str | os.PathLike[str], dtype: str = "float32") -> LoadedModel:
     else:
         reference = f"{path.name} weights as stored"
     if not decoder_linears(model):
-        raise FineQError(f"model {path}: no decoder linears named layers.<i>.(self_attn|mlp).<{'|'.join(PROJ)}>")
+        raise FineQError(f"model {path}: its decoder blocks hold no nn.Linear")
     return LoadedModel(model, tok, name, str(path), reference)
 
 
 def decoder_linears(model: Any) -> dict[str, Any]:
-    """``{module name: nn.Linear}`` of the decoder blocks' q, k, v, o, gate, up, down projections, in order."""
+    """``{module name: nn.Linear}`` of every linear inside the decoder blocks, block by block in module order
+    (LLaMA: q, k, v, o, gate, up, down; Phi-3: the fused qkv_proj, o_proj, the fused gate_up_proj, down_proj).
+    A block's module holding a matrix that is not an ``nn.Linear`` is an error naming it: it is never left
+    unquantized in silence."""
     import torch
 
-    return {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and _LINEAR_RE.search(n)}
+    layers = decoder_layers(model)
+    prefix = next(n for n, m in model.named_modules() if m is layers)
+    out: dict[str, Any] = {}
+    for i, block in enumerate(layers):
+        for n, m in block.named_modules():
+            name = f"{prefix}.{i}.{n}" if n else f"{prefix}.{i}"
+            if isinstance(m, torch.nn.Linear):
+                out[name] = m
+            elif not isinstance(m, torch.nn.Embedding) and any(
+                    w.dim() == 2 for w in m.parameters(recurse=False)):
+                raise FineQError(f"{type(model).__name__}: {name} is a {type(m).__name__} holding a matrix, not an "
+                                 "nn.Linear; fineq quantizes nn.Linear layers (this architecture is not supported)")
+    return out
 
 
 def linear_layer_index(name: str) -> int:
-    m = _LINEAR_RE.search(name)
+    """The decoder block index of a linear's module name (``model.layers.<i>....``)."""
+    m = _INDEX_RE.search(name)
     if not m:
         raise FineQError(f"{name} is not a decoder linear")
-    return int(m.group(2))
+    return int(m.group(1))
 
 
 def decoder_layers(model: Any) -> Any:
-    """The ``nn.ModuleList`` of decoder blocks (``model.model.layers`` for LLaMA-style models)."""
-    inner = getattr(model, "model", None)
-    layers = getattr(inner, "layers", None)
-    if layers is None:
-        raise FineQError(f"{type(model).__name__}: no model.layers (a LLaMA-style decoder is expected)")
-    return layers
+    """The ``nn.ModuleList`` of decoder blocks: ``model.model.layers`` (LLaMA, Mistral, Qwen, Gemma, Phi-3), else
+    the one module list as long as the config's ``num_hidden_layers``."""
+    import torch
+
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if isinstance(layers, torch.nn.ModuleList):
+        return layers
+    n = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    found = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and n is not None and len(m) == n]
+    if len(found) == 1:
+        return found[0]
+    raise FineQError(f"{type(model).__name__}: no decoder blocks found (model.layers, or one module list of "
+                     f"num_hidden_layers = {n} blocks)")

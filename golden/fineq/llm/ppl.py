@@ -37,3 +37,25 @@ def perplexity(model: Any, windows: np.ndarray, batch_tokens: int = 4096, desc: 
                 count += seq - 1
     mean = total / count
     return {"ppl": math.exp(mean), "nll": mean, "windows": int(w), "tokens": int(w * seq), "predicted": count}
+
+
+def window_nll(model: Any, window: np.ndarray) -> float:
+    """The summed negative log-likelihood of one window ``int64 [seq]`` (its ``seq - 1`` predicted tokens), a
+    forward pass of its own: what :func:`perplexity` adds up per window."""
+    import torch
+
+    with torch.inference_mode():
+        ids = torch.from_numpy(np.ascontiguousarray(window[None, :]))
+        hidden = model.model(input_ids=ids).last_hidden_state
+        logits = model.lm_head(hidden[0, :-1]).float()
+        return float(torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="sum"))
+
+
+def from_nlls(nlls: list[float], seq: int) -> dict[str, Any]:
+    """``{"ppl", "nll", "windows", "tokens", "predicted"}`` from per-window summed NLLs, added in window order."""
+    total = 0.0
+    for v in nlls:
+        total += v
+    count = len(nlls) * (seq - 1)
+    mean = total / count
+    return {"ppl": math.exp(mean), "nll": mean, "windows": len(nlls), "tokens": len(nlls) * seq, "predicted": count}

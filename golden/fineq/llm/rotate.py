@@ -103,7 +103,7 @@ def orthogonal(d: int, seed: int) -> np.ndarray:
 
 def _gain(norm: Any, where: str) -> Any:
     w = getattr(norm, "weight", None)
-    if w is None or type(norm).__name__ not in ("LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm"):
+    if w is None or type(norm).__name__ not in ("LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm"):
         raise FineQError(f"{where}: {type(norm).__name__} is not a LLaMA-style RMSNorm (fold and rotate need one)")
     return w
 

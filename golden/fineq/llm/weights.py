@@ -14,6 +14,10 @@ from fineq.errors import FineQError
 from fineq.llm.models import PICKLE_REFUSED, PROJ
 from fineq.quant.registry import quantize
 
+#: a decoder block's matrix in a state dict: every 2-D ``layers.<i>....weight`` (q/k/v/o/gate/up/down, fused
+#: qkv_proj / gate_up_proj), as :func:`fineq.llm.models.decoder_linears` finds them in a loaded model
+_BLOCK_MATRIX = re.compile(r"(^|\.)layers\.\d+\..+\.weight$")
+
 
 def load_weight_file(path: str | Path) -> dict[str, np.ndarray]:
     """``{name: float32 [out, in]}`` for every ``*_proj.weight`` of a model: a safetensors file, a torch
@@ -52,10 +56,11 @@ def load_weight_file(path: str | Path) -> dict[str, np.ndarray]:
         raise FineQError(f"{path}: expected a state dict, got {type(sd).__name__}")
     out = {}
     for name, t in sd.items():
-        if re.search(r"(" + "|".join(PROJ) + r")\.weight$", name) and hasattr(t, "dim") and t.dim() == 2:
+        if _BLOCK_MATRIX.search(name) and hasattr(t, "dim") and t.dim() == 2:
             out[name] = t.detach().to(torch.float32).numpy()
     if not out:
-        raise FineQError(f"{path}: no *_proj.weight matrices ({', '.join(PROJ)}) found")
+        raise FineQError(f"{path}: no decoder block matrices (layers.<i>....weight, 2-D: {', '.join(PROJ)}, or fused "
+                         "ones such as qkv_proj) found")
     return out
 
 
