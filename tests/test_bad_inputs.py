@@ -189,6 +189,12 @@ CASES = [
     (["eval", "--model", "smollm2", "--methods", "fineq-recon-hw@-1"], "lambda after '@'"),
     (["eval", "--model", "smollm2", "--calib-text", "missing.txt"], "text file missing.txt does not exist"),
     (["eval", "--model", "smollm2", "--text", "missing.txt"], "text file missing.txt does not exist"),
+    # per-layer rules
+    (["quantize-model", "--model", "smollm2", "-o", "o.fineq.safetensors", "--rule", "x"], "expected REGEX=MODE"),
+    (["quantize-model", "--model", "smollm2", "-o", "o.fineq.safetensors", "--rule", "x=recon"], "whole-model mode"),
+    (["eval", "--model", "smollm2", "--rules", "missing.txt"], "rules file missing.txt does not exist"),
+    (["eval", "--model", "smollm2", "--rules", "junk.npy"], "rules file junk.npy holds NUL bytes"),
+    (["perf", "--weights", "smollm2", "--seq", "32", "--rule", "(=paper"], "is not a regular expression"),
     # export
     (["export", "missing.fineq.safetensors", "--dequantized", "out"], "model file missing.fineq.safetensors does not"),
     (["export", "junk.safetensors", "--dequantized", "out"], "not a readable FineQ model file"),

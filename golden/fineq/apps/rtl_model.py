@@ -39,6 +39,7 @@ from fineq.hw.cluster import Engines, engines
 from fineq.hw.procs import worker_pool
 from fineq.hw.run import cycles_per_second, n_tiles
 from fineq.llm import evaluate
+from fineq.llm.apply import NO_RULES
 from fineq.llm.int8path import int8_activations
 from fineq.llm.ppl import from_nlls, perplexity, window_nll
 from fineq.outputs import keep_note, write_text_atomic
@@ -46,6 +47,7 @@ from fineq.perf.layers import MODELS, file_layers, fineq_cycles, scaled_layers
 from fineq.perf.power import load_power
 from fineq.progress import Meter
 from fineq.quant import registry
+from fineq.quant.layer_rules import LayerRules
 from fineq.quant.result import QResult
 
 #: the LLaMA-2 shapes whose time the estimate also prints
@@ -232,7 +234,7 @@ def work_folder(work: str | None, json_out: str | None) -> Path:
 def run(model_spec: str, text: str | None, methods: list[str], seqs: list[int], max_windows: int | None,
         max_tokens: int, calib_samples: int, calib_seq: int, skip: tuple[str, ...], calib_text: str | None,
         quantized: tuple[str, ...], backend: str, cfg: EngineConfig, cluster: str | None, jobs: int | None,
-        work: Path, synth: str | None) -> dict[str, Any]:
+        work: Path, synth: str | None, rules: LayerRules = NO_RULES) -> dict[str, Any]:
     """``fineq eval`` with every FineQ linear's GEMM on ``backend``; the document of
     :func:`fineq.llm.evaluate.run` with each row's RTL fields, and ``backend``."""
     bad = [n for n in methods if registry.get(n).mode is None]
@@ -251,6 +253,6 @@ def run(model_spec: str, text: str | None, methods: list[str], seqs: list[int], 
         log(f"RTL: the {cfg.rows}x{cfg.cols} engine on {backend}, engine runs on {pool.where}; work folder {work}")
         hook = RtlEval(str(model_spec), backend, cfg, pool, work, power)
         doc = evaluate.run(model_spec, text, methods, seqs, max_windows, max_tokens, True, calib_samples, calib_seq,
-                           skip, calib_text, int8_eval=hook, quantized=quantized)
+                           skip, calib_text, int8_eval=hook, quantized=quantized, rules=rules)
     doc["backend"] = backend
     return doc

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from fineq.cli.matrix import cmd_bench, cmd_demo, cmd_gemm, cmd_info, cmd_quantize
 from fineq.cli.model import cmd_eval, cmd_export, cmd_quantize_model, cmd_rtl_layer
-from fineq.cli.options import engine_options
+from fineq.cli.options import engine_options, rule_options
 from fineq.cli.perf import cmd_pareto, cmd_perf
 from fineq.errors import FineQError, QuantizationWarning
 from fineq.hw.run import BACKENDS
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-samples", type=int, default=32, help="calibration windows (default 32)")
     p.add_argument("--calib-seq", type=int, default=512, help="calibration window length (default 512)")
     p.add_argument("--skip", action="append", help="regular expression of linear names to leave unquantized")
+    rule_options(p)
     p.add_argument("--quantized", action="append", help="a .fineq.safetensors of fineq quantize-model for this model, "
                    "evaluated as method file:<name> (repeatable)")
     engine_options(p, "golden", "where the FineQ linears' integer GEMMs run: golden (default: fineq.gemm) or the "
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="paper", help=f"FineQ mode: {', '.join(FINEQ_MODES)} (default "
                    "paper; the calibrated ones read --calib-text)")
     p.add_argument("--skip", action="append", help="regular expression of linear names to leave unquantized")
+    rule_options(p)
     p.add_argument("--transform", help="transform the model first: fold (RMSNorm gains into the linears) or "
                    "rotate[:SEED] (fold, then the residual stream rotated, QuaRot's R1); stored in the file")
     p.add_argument("--calib-text", "--text", dest="text",
@@ -155,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chart", help="efficiency chart (.png/.svg/.pdf; default build/perf/fig9_efficiency.png)")
     p.add_argument("--mode", help="FineQ mode for --weights: paper (default) or search; a .fineq.safetensors "
                    "from quantize-model brings its own levels (any mode)")
+    rule_options(p)
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--json", help="also write the table as JSON here")
     p.set_defaults(fn=cmd_perf)

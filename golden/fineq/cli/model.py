@@ -7,7 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from fineq.cli.options import check_engine_options
+from fineq.cli.options import check_engine_options, rules_of
 from fineq.errors import FineQError
 from fineq.quant.registry import QUANTIZERS
 
@@ -42,6 +42,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     names = parse_methods(a.methods if a.methods or not rtl else ("" if a.quantized else "fineq-paper"),
                           allow_none=bool(a.quantized))
     check_engine_options(a)
+    rules = rules_of(a)
     _texts_exist(a.text, a.calib_text)
     for f in a.quantized or ():
         if not Path(f).is_file():
@@ -61,10 +62,11 @@ def cmd_eval(a: argparse.Namespace) -> int:
         doc = rtl_model.run(a.model, a.text, names, a.seq or [256], a.max_windows, a.max_tokens, a.calib_samples,
                             a.calib_seq, tuple(a.skip or ()), a.calib_text, tuple(a.quantized or ()), a.backend,
                             EngineConfig(a.rows, a.cols, a.psum_depth, a.coding), a.cluster, a.jobs,
-                            rtl_model.work_folder(a.work, a.json), a.synth)
+                            rtl_model.work_folder(a.work, a.json), a.synth, rules)
     else:
         doc = run(a.model, a.text, names, a.seq or [256], a.max_windows, a.max_tokens, a.int8_activations,
-                  a.calib_samples, a.calib_seq, tuple(a.skip or ()), a.calib_text, quantized=tuple(a.quantized or ()))
+                  a.calib_samples, a.calib_seq, tuple(a.skip or ()), a.calib_text, quantized=tuple(a.quantized or ()),
+                  rules=rules)
     print(table(doc))
     if a.json:
         write_text_atomic(Path(a.json), json.dumps(doc, indent=1))
@@ -86,7 +88,7 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
     import time
 
     from fineq.engine.cycles import level_stats
-    from fineq.llm import corpus
+    from fineq.llm import corpus, models
     from fineq.llm.apply import bits_per_weight, timed_apply
     from fineq.llm.modelfile import save_model
     from fineq.llm.models import load
@@ -98,21 +100,30 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
     out = Path(a.output)
     check_output(out, force=a.force, inputs=[a.text] if a.text else [])
     m = for_mode(a.mode)
+    rules = rules_of(a)
     if a.transform is not None:
         m = dataclasses.replace(m, transform=parse_transform_spec(a.transform))
     _texts_exist(a.text)
-    raw, desc = corpus.read_text(a.text) if m.calibrated else ("", "")  # checked before the model loads
+    need_cal = m.calibrated or any(for_mode(x).calibrated for x in rules.modes)
+    raw, desc = corpus.read_text(a.text) if need_cal else ("", "")  # checked before the model loads
     t0 = time.perf_counter()
     lm = load(a.model)
     print(f"model {lm.name}: {lm.reference}, loaded in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     calib = None
-    if m.calibrated:
+    if need_cal:
         calib = corpus.split(corpus.tokenize(lm.tokenizer, raw), a.calib_samples, a.calib_seq).calib
         print(f"calibration: {calib.shape[0]} x {calib.shape[1]} tokens of {desc}", file=sys.stderr)
-    res, sec = timed_apply(lm.model, m, calib, tuple(a.skip or ()))
+    res, sec = timed_apply(lm.model, m, calib, tuple(a.skip or ()), rules)
     qms = {n: r.qmatrix for n, r in res.items()}
+    if not qms:
+        raise FineQError("every linear is skipped (--skip, --rule ...=skip): nothing to save")
+    by_rule = {n: d for n in qms if (d := rules.decide(n)) is not None and d != a.mode}
     save_model(out, qms, a.mode, a.model if str(a.model) == "smollm2" else str(Path(a.model).resolve()),
-               m.transform)
+               m.transform, by_rule)
+    if rules:
+        print(f"rules: {len(by_rule)} linears quantized by a rule's mode ({', '.join(sorted(set(by_rule.values())))}"
+              f"), {sum(rules.skipped(n) for n in models.decoder_linears(lm.model))} left float by skip",
+              file=sys.stderr)
     bits = bits_per_weight(res, lm.model)
     hw = level_stats([q.levels() for q in qms.values()])
     st = block_loss_stats(res)

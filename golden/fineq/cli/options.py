@@ -11,6 +11,7 @@ import numpy as np
 from fineq.engine.config import CODINGS
 from fineq.errors import FineQError
 from fineq.hw.run import BACKENDS
+from fineq.quant.layer_rules import LayerRules, load_rules
 
 
 def load_npy(path: str, what: str) -> np.ndarray:
@@ -41,3 +42,16 @@ def check_engine_options(a: argparse.Namespace) -> None:
     for name in ("rows", "cols", "psum_depth"):
         if getattr(a, name) < 1:
             raise FineQError(f"--{name.replace('_', '-')} must be positive, got {getattr(a, name)}")
+
+
+def rule_options(p: argparse.ArgumentParser) -> None:
+    """Per-layer rules (:mod:`fineq.quant.layer_rules`), read by :func:`rules_of`."""
+    p.add_argument("--rule", action="append", metavar="REGEX=MODE",
+                   help="per-layer rule, in order, first match wins: linears whose name matches REGEX take FineQ "
+                   "mode MODE, or stay float with skip (repeatable)")
+    p.add_argument("--rules", metavar="FILE", help="a file of rules, one REGEX = MODE per line (# comments), "
+                   "after the --rule ones")
+
+
+def rules_of(a: argparse.Namespace) -> LayerRules:
+    return load_rules(a.rule, a.rules)

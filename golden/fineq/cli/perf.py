@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fineq.cli.options import rules_of
 from fineq.engine.config import EngineConfig
 from fineq.engine.cycles import level_stats
 from fineq.errors import FineQError
@@ -54,7 +55,7 @@ def cmd_perf(a: argparse.Namespace) -> int:
         src = a.weights or DEMO_MODEL
         print(f"weights: {src} (real{'; SmolLM2 reference = the dequantized Q4_1 GGUF' if src == DEMO_MODEL else ''})",
               flush=True)
-        levels, mode = file_levels(src, a.mode)
+        levels, mode = file_levels(src, a.mode, rules_of(a))
         hw = level_stats(list(levels.values()), cfg)
         name = Path(src).name
         print(f"{name}, FineQ {mode}: {len(levels)} matrices, {100 * hw['nonzero_levels']:.1f}% non-zero levels, "

@@ -31,8 +31,11 @@ from fineq.llm.recon import block_output, reconstruct_block
 from fineq.llm.rotate import apply_transform
 from fineq.progress import progress
 from fineq.quant.gptq import HessianAccumulator
-from fineq.quant.registry import Quantizer
+from fineq.quant.layer_rules import LayerRules
+from fineq.quant.registry import Quantizer, for_mode
 from fineq.quant.result import QResult
+
+NO_RULES = LayerRules()
 
 
 class _GroupDone(Exception):
@@ -51,22 +54,26 @@ def _set_weight(lin: Any, w: Any) -> None:
 
 
 def apply(model: Any, method: Quantizer, calib: np.ndarray | None = None, skip: tuple[str, ...] = (),
-          batch: int = 4) -> dict[str, QResult]:
+          batch: int = 4, rules: LayerRules = NO_RULES) -> dict[str, QResult]:
     """Quantize ``model``'s decoder linears in place with ``method``; returns ``{name: QResult}``.
 
     ``calib``: int64 ``[n, seq]`` calibration token windows (calibrated methods).
     ``skip``: regular expressions; linears whose name matches one stay as they are.
+    ``rules``: per-layer rules (:mod:`fineq.quant.layer_rules`): for a FineQ method, the first matching rule's mode
+    quantizes that linear instead of the method's, or ``skip`` leaves it float; for other methods only ``skip``
+    applies.
     A method with a ``transform`` (``+fold``, ``+rot``) first transforms the whole model in place
     (:mod:`fineq.llm.rotate`): embeddings, norms and ``lm_head`` change too.
     """
     if method.fn is None:
         return {}
     apply_transform(model, method.transform)
-    lins = {n: m for n, m in decoder_linears(model).items() if not _skipped(n, skip)}
-    if not method.calibrated:
+    lins = {n: m for n, m in decoder_linears(model).items() if not _skipped(n, skip) and not rules.skipped(n)}
+    fns = {n: _rule_fn(method, rules, n) for n in lins}
+    if not (method.calibrated or any(for_mode(m).calibrated for m in rules.modes if method.mode is not None)):
         out = {}
         for name, lin in progress(lins.items(), desc=method.name, total=len(lins), unit="linear"):
-            r = method.fn(lin.weight.detach().float(), None)
+            r = fns[name](lin.weight.detach().float(), None)
             _set_weight(lin, r.weight)
             out[name] = r
         return out
@@ -74,7 +81,17 @@ def apply(model: Any, method: Quantizer, calib: np.ndarray | None = None, skip: 
         raise FineQError(f"method {method.name} needs calibration text")
     if method.recon is not None:
         batch = method.recon.batch
-    return _apply_sequential(model, method, calib, lins, batch)
+    return _apply_sequential(model, method, calib, lins, batch, fns)
+
+
+def _rule_fn(method: Quantizer, rules: LayerRules, name: str) -> Any:
+    """The quantizer function of linear ``name``: its rule's FineQ mode's, for a FineQ method, else the method's."""
+    mode = rules.decide(name) if method.mode is not None else None
+    q = method if mode is None or mode == "skip" else for_mode(mode)
+    fn = q.fn
+    assert fn is not None
+    # a data-free quantizer in a calibrated pass (the rules asked for one) gets no Hessian
+    return fn if q.calibrated else (lambda w, _h, fn=fn: fn(w, None))
 
 
 def _layer_inputs(model: Any, calib: np.ndarray, batch: int) -> tuple[list[Any], list[list[dict[str, Any]]]]:
@@ -179,7 +196,7 @@ def _group_hessians(layer: Any, inputs: list[tuple[Any, dict[str, Any]]], lins: 
 
 
 def _apply_sequential(model: Any, method: Quantizer, calib: np.ndarray, lins: dict[str, Any],
-                      batch: int) -> dict[str, QResult]:
+                      batch: int, fns: dict[str, Any]) -> dict[str, QResult]:
     import torch
 
     assert method.fn is not None
@@ -207,7 +224,7 @@ def _apply_sequential(model: Any, method: Quantizer, calib: np.ndarray, lins: di
         for names in linear_groups(layer, *inputs[0], mine) if mine else []:
             hess = _group_hessians(layer, inputs, {n: mine[n] for n in names})
             for n in names:
-                r = method.fn(mine[n].weight.detach().float(), hess[n])
+                r = fns[n](mine[n].weight.detach().float(), hess[n])
                 _set_weight(mine[n], r.weight)
                 done[n] = r
         if recon is not None:
@@ -230,8 +247,8 @@ def bits_per_weight(results: dict[str, QResult], model: Any) -> float:
     return sum(r.bits for r in results.values()) / n
 
 
-def timed_apply(model: Any, method: Quantizer, calib: np.ndarray | None, skip: tuple[str, ...] = ()) -> tuple[
-        dict[str, QResult], float]:
+def timed_apply(model: Any, method: Quantizer, calib: np.ndarray | None, skip: tuple[str, ...] = (),
+                rules: LayerRules = NO_RULES) -> tuple[dict[str, QResult], float]:
     t0 = time.perf_counter()
-    res = apply(model, method, calib, skip)
+    res = apply(model, method, calib, skip, rules=rules)
     return res, time.perf_counter() - t0

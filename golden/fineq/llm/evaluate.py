@@ -19,13 +19,14 @@ import numpy as np
 
 from fineq.errors import FineQError
 from fineq.llm import corpus, models
-from fineq.llm.apply import bits_per_weight, timed_apply
+from fineq.llm.apply import NO_RULES, bits_per_weight, timed_apply
 from fineq.llm.int8path import int8_activations
 from fineq.llm.modelfile import read_model_file
 from fineq.llm.ppl import perplexity
 from fineq.llm.recon import block_loss_stats
 from fineq.llm.rotate import apply_transform
 from fineq.quant import registry
+from fineq.quant.layer_rules import LayerRules
 from fineq.quant.result import QResult
 
 #: ``(model, results, windows, method, seq) -> row fields``: another evaluation of the int8 path (see :func:`run`)
@@ -56,7 +57,7 @@ def parse_methods(spec: str | None, allow_none: bool = False) -> list[str]:
 def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[int], max_windows: int | None,
         max_tokens: int, int8: bool, calib_samples: int, calib_seq: int, skip: tuple[str, ...] = (),
         calib_text: str | None = None, int8_eval: Int8Eval | None = None,
-        quantized: tuple[str, ...] = ()) -> dict[str, Any]:
+        quantized: tuple[str, ...] = (), rules: LayerRules = NO_RULES) -> dict[str, Any]:
     """Evaluate; returns the JSON document (see :func:`cli`). Calibrated methods calibrate on the first
     ``calib_samples x calib_seq`` tokens of ``text`` (evaluated on the rest), or, with ``calib_text``, on that
     file's, and are evaluated on the whole of ``text``. ``int8_eval(model, results, windows, method, seq)``,
@@ -71,7 +72,9 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
     if max_tokens < 2:
         raise FineQError(f"--max-tokens must be at least 2, got {max_tokens}")
     t0 = time.perf_counter()
-    need_cal = any(registry.get(n).calibrated for n in method_names)
+    rule_cal = any(registry.for_mode(x).calibrated for x in rules.modes)  # rules' modes: for the FineQ methods
+    need_cal = any(registry.get(n).calibrated or (rule_cal and registry.get(n).mode is not None)
+                   for n in method_names)
     files = {f"file:{Path(f).name}": read_model_file(f) for f in quantized}  # checked before the model loads
     raw, text_desc = corpus.read_text(text)  # the texts are checked before the model loads
     craw, calib_desc = corpus.read_text(calib_text) if need_cal and calib_text is not None else (raw, text_desc)
@@ -104,7 +107,8 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
             log(f"[{name}] quantizing ({m.about}) ...")
             # a transformed method (+fold, +rot) changes more than the linears: it works on a copy
             model = copy.deepcopy(lm.model) if m.transform else lm.model
-            res, qsec = timed_apply(model, m, sp.calib if m.calibrated else None, skip)
+            cal = m.calibrated or (rule_cal and m.mode is not None)
+            res, qsec = timed_apply(model, m, sp.calib if cal else None, skip, rules)
         bits = bits_per_weight(res, model)
         hw = {**hardware_side(res), **block_loss_stats(res)}
         log(f"[{name}] {bits:.3f} bits/weight, quantized in {qsec:.1f} s" +

@@ -13,7 +13,10 @@ tensor                      dtype / shape   meaning
 
 and the metadata ``format = fineq-model``, ``format_version = 1``, ``mode``
 (the quantizer mode), ``base_model`` (what it was quantized from),
-``linears`` (JSON list of the names, in order). The base model supplies
+``linears`` (JSON list of the names, in order), and, when per-layer rules
+(:mod:`fineq.quant.layer_rules`) gave some linears another mode,
+``linear_modes`` (JSON ``{name: mode}``, informative: the levels are the
+format's whatever the mode). The base model supplies
 everything that is not quantized (embeddings, norms, ``lm_head``).
 
 A model quantized after a function-preserving transform (``quantize-model
@@ -46,9 +49,10 @@ MODEL_FORMAT_VERSION_TRANSFORM = 2  # files with a ``transform``
 
 
 def save_model(path: str | os.PathLike[str], qms: dict[str, QuantizedMatrix], mode: str, base_model: str,
-               transform: str | None = None) -> Path:
+               transform: str | None = None, linear_modes: dict[str, str] | None = None) -> Path:
     """Write every quantized linear of a model into one file (atomically); ``transform``: the model transform
-    applied before quantizing (:func:`fineq.llm.rotate.parse`), None for none."""
+    applied before quantizing (:func:`fineq.llm.rotate.parse`), None for none; ``linear_modes``: the linears
+    that per-layer rules gave another mode than ``mode`` (metadata ``linear_modes``, JSON)."""
     from safetensors.numpy import save_file
 
     if transform is not None:
@@ -65,6 +69,8 @@ def save_model(path: str | os.PathLike[str], qms: dict[str, QuantizedMatrix], mo
             "base_model": base_model, "linears": json.dumps(list(qms))}
     if transform is not None:
         meta.update(format_version=str(MODEL_FORMAT_VERSION_TRANSFORM), transform=transform)
+    if linear_modes:
+        meta["linear_modes"] = json.dumps(linear_modes)
     p = Path(path)
     with atomic_path(p) as tmp:
         save_file(tensors, str(tmp), metadata=meta)

@@ -12,6 +12,7 @@ import numpy as np
 
 from fineq.errors import FineQError
 from fineq.llm.models import PICKLE_REFUSED, PROJ
+from fineq.quant.layer_rules import LayerRules
 from fineq.quant.registry import quantize
 
 #: a decoder block's matrix in a state dict: every 2-D ``layers.<i>....weight`` (q/k/v/o/gate/up/down, fused
@@ -69,10 +70,16 @@ def is_model_file(path: str | Path) -> bool:
     return str(path).endswith(".fineq.safetensors")
 
 
-def file_levels(path: str | Path, mode: str | None = None) -> tuple[dict[str, np.ndarray], str]:
+def file_levels(path: str | Path, mode: str | None = None, rules: LayerRules | None = None) -> tuple[
+        dict[str, np.ndarray], str]:
     """``({name: int8 levels}, mode)`` of a real model: a ``.fineq.safetensors`` gives its stored levels
     (whatever mode made them, calibrated ones included); anything else is quantized here with a data-free
     mode (``paper``, the default, or ``search``)."""
+    if rules and is_model_file(path):
+        raise FineQError(f"--rule: {path} holds its levels already; rules apply when quantizing (quantize-model)")
+    if rules and any(m == "skip" for _, m in rules.rules):
+        raise FineQError("--rule ...=skip: fineq perf runs every linear on the accelerator (there is no float path); "
+                         "give a mode")
     if is_model_file(path):
         from fineq.llm.modelfile import read_model_file
 
@@ -85,4 +92,8 @@ def file_levels(path: str | Path, mode: str | None = None) -> tuple[dict[str, np
     if mode not in ("paper", "search"):
         raise FineQError(f"--mode {mode}: fineq perf quantizes with the data-free modes paper or search; for a "
                          "calibrated mode, run fineq quantize-model --mode ... and pass its .fineq.safetensors")
-    return {name: quantize(w, mode).levels() for name, w in load_weight_file(path).items()}, mode
+    for m in (rules.modes if rules else ()):
+        if m not in ("paper", "search"):
+            raise FineQError(f"--rule ...={m}: fineq perf quantizes with the data-free modes paper or search")
+    return {name: quantize(w, (rules.decide(name) if rules else None) or mode).levels()
+            for name, w in load_weight_file(path).items()}, mode + (" with rules" if rules else "")
