@@ -203,7 +203,6 @@ CASES = [
     (["export", "junk.safetensors", "--dequantized", "W.npy", "--force"], "exists and is not a folder"),
     # eval through the RTL
     (["eval", "--model", "smollm2", "--cluster", "local:2"], "--cluster needs --backend verilator or icarus"),
-    (["eval", "--model", "smollm2", "--work", "w"], "--work needs --backend"),
     (["eval", "--model", "smollm2", "--backend", "verilator", "--methods", "reference"],
      "runs FineQ methods (fineq-*, or --quantized files); reference is not one"),
     (["eval", "--model", "smollm2", "--backend", "verilator", "--cluster", "nowhere"], "give local:N or a Dask"),

@@ -80,7 +80,9 @@ def test_the_work_folder_resumes_to_the_identical_result(tiny_llama, rtl_run, ca
     (row,) = doc["results"]
     records = sorted(Path(row["rtl_work"]).glob("window-*.json"))
     assert len(records) == WINDOWS
-    records[0].unlink()  # as if killed before the first window finished
+    for done in (tmp / "out.json.work").glob("method-*.json"):
+        done.unlink()  # as if killed while the windows ran: the method is not finished
+    records[0].unlink()  # ... before the first window finished
     records[1].write_text('{"nll": 1.0')  # and a damaged record
     again = _eval(tiny_llama, tmp, "--backend", "verilator", "--jobs", "2", "--work", str(tmp / "out.json.work"),
                   out="again.json")

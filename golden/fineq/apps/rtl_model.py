@@ -253,6 +253,7 @@ def run(model_spec: str, text: str | None, methods: list[str], seqs: list[int], 
         log(f"RTL: the {cfg.rows}x{cfg.cols} engine on {backend}, engine runs on {pool.where}; work folder {work}")
         hook = RtlEval(str(model_spec), backend, cfg, pool, work, power)
         doc = evaluate.run(model_spec, text, methods, seqs, max_windows, max_tokens, True, calib_samples, calib_seq,
-                           skip, calib_text, int8_eval=hook, quantized=quantized, rules=rules)
+                           skip, calib_text, int8_eval=hook, quantized=quantized, rules=rules, work=work,
+                           work_key=repr((backend, cfg.params)))
     doc["backend"] = backend
     return doc

@@ -101,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "engine runs at once on the local pool (default: one per core)")
     p.add_argument("--cluster", help="with --backend: run the engine runs on Dask: local:N (a local cluster of N "
                    "workers) or a scheduler address tcp://host:port")
-    p.add_argument("--work", help="with --backend: the work folder of finished windows (default: beside --json, "
-                   "JSON.work; else ./fineq-eval.work); the same command resumes from it")
+    p.add_argument("--work", help="the work folder of finished methods, calibrated blocks and RTL windows "
+                   "(default: beside --json, JSON.work; with --backend and no --json ./fineq-eval.work); the same "
+                   "command resumes from it")
     p.add_argument("--synth", default="build/synth/summary.json",
                    help="with --backend: make synth's summary.json, for the energy per token")
     p.add_argument("--json", help="write the full results (JSON) here")

@@ -36,9 +36,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
         raise FineQError("--model is required (a folder, a .gguf file, or 'smollm2')")
     rtl = a.backend != "golden"
     if not rtl:
-        for opt in ("cluster", "work"):
-            if getattr(a, opt):
-                raise FineQError(f"--{opt} needs --backend verilator or icarus")
+        if a.cluster:
+            raise FineQError("--cluster needs --backend verilator or icarus")
     names = parse_methods(a.methods if a.methods or not rtl else ("" if a.quantized else "fineq-paper"),
                           allow_none=bool(a.quantized))
     check_engine_options(a)
@@ -64,9 +63,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
                             EngineConfig(a.rows, a.cols, a.psum_depth, a.coding), a.cluster, a.jobs,
                             rtl_model.work_folder(a.work, a.json), a.synth, rules)
     else:
+        work = Path(a.work) if a.work else Path(f"{a.json}.work") if a.json else None
         doc = run(a.model, a.text, names, a.seq or [256], a.max_windows, a.max_tokens, a.int8_activations,
                   a.calib_samples, a.calib_seq, tuple(a.skip or ()), a.calib_text, quantized=tuple(a.quantized or ()),
-                  rules=rules)
+                  rules=rules, work=work)
     print(table(doc))
     if a.json:
         write_text_atomic(Path(a.json), json.dumps(doc, indent=1))
@@ -94,6 +94,7 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
     from fineq.llm.models import load
     from fineq.llm.recon import block_loss_stats
     from fineq.llm.rotate import canonical as parse_transform_spec
+    from fineq.llm.workdir import BlockStore, fingerprint
     from fineq.outputs import check_output
     from fineq.quant.registry import for_mode
 
@@ -113,13 +114,21 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
     if need_cal:
         calib = corpus.split(corpus.tokenize(lm.tokenizer, raw), a.calib_samples, a.calib_seq).calib
         print(f"calibration: {calib.shape[0]} x {calib.shape[1]} tokens of {desc}", file=sys.stderr)
-    res, sec = timed_apply(lm.model, m, calib, tuple(a.skip or ()), rules)
+    store = None
+    if calib is not None:  # the calibrated pass keeps finished blocks beside the output (resumed by the same command)
+        store = BlockStore(Path(f"{out}.work"), fingerprint("quantize-model", lm.path, a.mode, m.transform, rules.rules,
+                                                            tuple(a.skip or ()), calib), f"{a.mode} for {out}")
+        if store.done:
+            print(f"resuming: {store.done} finished block(s) in {store.folder}", file=sys.stderr)
+    res, sec = timed_apply(lm.model, m, calib, tuple(a.skip or ()), rules, store)
     qms = {n: r.qmatrix for n, r in res.items()}
     if not qms:
         raise FineQError("every linear is skipped (--skip, --rule ...=skip): nothing to save")
     by_rule = {n: d for n in qms if (d := rules.decide(n)) is not None and d != a.mode}
     save_model(out, qms, a.mode, a.model if str(a.model) == "smollm2" else str(Path(a.model).resolve()),
                m.transform, by_rule)
+    if store is not None:
+        store.remove()  # every block is in the output now
     if rules:
         print(f"rules: {len(by_rule)} linears quantized by a rule's mode ({', '.join(sorted(set(by_rule.values())))}"
               f"), {sum(rules.skipped(n) for n in models.decoder_linears(lm.model))} left float by skip",

@@ -29,6 +29,7 @@ from fineq.errors import FineQError
 from fineq.llm.models import decoder_layers, decoder_linears, linear_layer_index
 from fineq.llm.recon import block_output, reconstruct_block
 from fineq.llm.rotate import apply_transform
+from fineq.llm.workdir import BlockStore
 from fineq.progress import progress
 from fineq.quant.gptq import HessianAccumulator
 from fineq.quant.layer_rules import LayerRules
@@ -54,7 +55,7 @@ def _set_weight(lin: Any, w: Any) -> None:
 
 
 def apply(model: Any, method: Quantizer, calib: np.ndarray | None = None, skip: tuple[str, ...] = (),
-          batch: int = 4, rules: LayerRules = NO_RULES) -> dict[str, QResult]:
+          batch: int = 4, rules: LayerRules = NO_RULES, store: BlockStore | None = None) -> dict[str, QResult]:
     """Quantize ``model``'s decoder linears in place with ``method``; returns ``{name: QResult}``.
 
     ``calib``: int64 ``[n, seq]`` calibration token windows (calibrated methods).
@@ -81,7 +82,7 @@ def apply(model: Any, method: Quantizer, calib: np.ndarray | None = None, skip: 
         raise FineQError(f"method {method.name} needs calibration text")
     if method.recon is not None:
         batch = method.recon.batch
-    return _apply_sequential(model, method, calib, lins, batch, fns)
+    return _apply_sequential(model, method, calib, lins, batch, fns, store)
 
 
 def _rule_fn(method: Quantizer, rules: LayerRules, name: str) -> Any:
@@ -196,7 +197,7 @@ def _group_hessians(layer: Any, inputs: list[tuple[Any, dict[str, Any]]], lins: 
 
 
 def _apply_sequential(model: Any, method: Quantizer, calib: np.ndarray, lins: dict[str, Any],
-                      batch: int, fns: dict[str, Any]) -> dict[str, QResult]:
+                      batch: int, fns: dict[str, Any], store: BlockStore | None = None) -> dict[str, QResult]:
     import torch
 
     assert method.fn is not None
@@ -220,6 +221,16 @@ def _apply_sequential(model: Any, method: Quantizer, calib: np.ndarray, lins: di
             orig = {n: lin.weight.detach().float().clone() for n, lin in mine.items()}
             with torch.inference_mode():
                 targets = [block_output(layer(hs, **kw)) for hs, kw in fp_inputs]
+        saved = store.load(i) if store is not None and mine else None
+        if saved is not None and set(saved) == set(mine):  # finished by an earlier run: its levels, not redone
+            for n, r in saved.items():
+                _set_weight(mine[n], r.weight)
+            out.update(saved)
+            if recon is not None:
+                fp_inputs = [(t, kw) for t, (_hs, kw) in zip(targets, fp_inputs, strict=True)]
+            with torch.inference_mode():
+                inputs = [(block_output(layer(hs, **kw)), kw) for hs, kw in inputs]
+            continue
         done: dict[str, QResult] = {}
         for names in linear_groups(layer, *inputs[0], mine) if mine else []:
             hess = _group_hessians(layer, inputs, {n: mine[n] for n in names})
@@ -234,6 +245,8 @@ def _apply_sequential(model: Any, method: Quantizer, calib: np.ndarray, lins: di
                     _set_weight(mine[n], r.weight)
             fp_inputs = [(t, kw) for t, (_hs, kw) in zip(targets, fp_inputs, strict=True)]
         out.update(done)
+        if store is not None and done:
+            store.save(i, done)
         with torch.inference_mode():
             inputs = [(block_output(layer(hs, **kw)), kw) for hs, kw in inputs]
     return out
@@ -248,7 +261,7 @@ def bits_per_weight(results: dict[str, QResult], model: Any) -> float:
 
 
 def timed_apply(model: Any, method: Quantizer, calib: np.ndarray | None, skip: tuple[str, ...] = (),
-                rules: LayerRules = NO_RULES) -> tuple[dict[str, QResult], float]:
+                rules: LayerRules = NO_RULES, store: BlockStore | None = None) -> tuple[dict[str, QResult], float]:
     t0 = time.perf_counter()
-    res = apply(model, method, calib, skip, rules=rules)
+    res = apply(model, method, calib, skip, rules=rules, store=store)
     return res, time.perf_counter() - t0

@@ -8,6 +8,7 @@ same windows. See ``docs/accuracy.md``.
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import sys
 import time
@@ -25,6 +26,7 @@ from fineq.llm.modelfile import read_model_file
 from fineq.llm.ppl import perplexity
 from fineq.llm.recon import block_loss_stats
 from fineq.llm.rotate import apply_transform
+from fineq.llm.workdir import BlockStore, RowStore, fingerprint
 from fineq.quant import registry
 from fineq.quant.layer_rules import LayerRules
 from fineq.quant.result import QResult
@@ -57,7 +59,8 @@ def parse_methods(spec: str | None, allow_none: bool = False) -> list[str]:
 def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[int], max_windows: int | None,
         max_tokens: int, int8: bool, calib_samples: int, calib_seq: int, skip: tuple[str, ...] = (),
         calib_text: str | None = None, int8_eval: Int8Eval | None = None,
-        quantized: tuple[str, ...] = (), rules: LayerRules = NO_RULES) -> dict[str, Any]:
+        quantized: tuple[str, ...] = (), rules: LayerRules = NO_RULES, work: Path | None = None,
+        work_key: str = "") -> dict[str, Any]:
     """Evaluate; returns the JSON document (see :func:`cli`). Calibrated methods calibrate on the first
     ``calib_samples x calib_seq`` tokens of ``text`` (evaluated on the rest), or, with ``calib_text``, on that
     file's, and are evaluated on the whole of ``text``. ``int8_eval(model, results, windows, method, seq)``,
@@ -96,7 +99,17 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
     lins = models.decoder_linears(lm.model)
     orig = {n: lin.weight.detach().clone() for n, lin in lins.items()}
     results: list[dict[str, Any]] = []
+    rows_key = fingerprint("eval", lm.path, raw, craw, calib_samples, calib_seq, sp.calib, sorted(wins),
+                           *[wins[s] for s in sorted(wins)], int8, skip, rules.rules, work_key,
+                           [hashlib.sha256(Path(q).read_bytes()).hexdigest() for q in quantized])
+    store = RowStore(work, rows_key) if work is not None else None
     for name in [*method_names, *files]:
+        kept = store.load(name) if store is not None else None
+        if kept is not None:
+            log(f"[{name}] taken from the work folder {work} (finished by an earlier run of this evaluation)")
+            results.extend(kept)
+            continue
+        first_row = len(results)
         with torch.no_grad():
             for n, lin in lins.items():
                 lin.weight.copy_(orig[n])
@@ -108,7 +121,9 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
             # a transformed method (+fold, +rot) changes more than the linears: it works on a copy
             model = copy.deepcopy(lm.model) if m.transform else lm.model
             cal = m.calibrated or (rule_cal and m.mode is not None)
-            res, qsec = timed_apply(model, m, sp.calib if cal else None, skip, rules)
+            blocks = BlockStore(work / f"blocks-{fingerprint(name)[:16]}", fingerprint(rows_key, name), name) \
+                if cal and work is not None else None
+            res, qsec = timed_apply(model, m, sp.calib if cal else None, skip, rules, blocks)
         bits = bits_per_weight(res, model)
         hw = {**hardware_side(res), **block_loss_stats(res)}
         log(f"[{name}] {bits:.3f} bits/weight, quantized in {qsec:.1f} s" +
@@ -132,6 +147,8 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
             log(f"[{name}] seq {s}: perplexity {r['ppl']:.3f}" +
                  (f", int8 activations {row['ppl_int8']:.3f}" if int8 else ""))
             results.append(row)
+        if store is not None:
+            store.save(name, results[first_row:])
     with torch.no_grad():
         for n, lin in lins.items():
             lin.weight.copy_(orig[n])

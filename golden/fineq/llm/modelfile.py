@@ -74,7 +74,22 @@ def save_model(path: str | os.PathLike[str], qms: dict[str, QuantizedMatrix], mo
     p = Path(path)
     with atomic_path(p) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
+        _canonical_header(tmp)
     return p
+
+
+def _canonical_header(path: Path) -> None:
+    """Rewrite the safetensors header in place with its metadata keys sorted (the library writes them in hash
+    order), same length (padded with spaces, as the format allows): equal models give equal bytes."""
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        head = json.loads(f.read(n))
+        head["__metadata__"] = dict(sorted(head.get("__metadata__", {}).items()))
+        text = json.dumps(head, separators=(",", ":")).encode()
+        if len(text) > n:  # cannot happen (the same content, compact); keep the library's header then
+            return
+        f.seek(8)
+        f.write(text + b" " * (n - len(text)))
 
 
 def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedMatrix], dict[str, str]]:
