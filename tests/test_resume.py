@@ -51,14 +51,14 @@ def test_an_interrupted_quantize_model_resumes_to_the_same_bytes(tiny_llama, tmp
 
 def test_eval_takes_finished_methods_and_blocks_up_again(tiny_llama, tmp_path, monkeypatch, capsys):
     folder, text = tiny_llama
-    args = ["eval", "--model", str(folder), "--text", str(text), "--methods", "reference,fineq-paper,fineq-gptq-ord",
+    args = ["eval", "--model", str(folder), "--text", str(text), "--methods", "reference,fineq-paper,gptq,fineq-gptq-ord",
             "--seq", "32", "--max-windows", "2", "--calib-samples", "4", "--calib-seq", "32"]
     assert main([*args, "--json", str(tmp_path / "ref.json")]) == 0
     with monkeypatch.context() as mp:
         _interrupt_after(mp, "fineq-gptq-ord", 10)
         assert main([*args, "--json", str(tmp_path / "out.json")]) == 130
     err = capsys.readouterr().err
-    assert "kept 2 finished method(s)" in err and "kept 1 finished block(s) of fineq-gptq-ord" in err
+    assert "kept 3 finished method(s)" in err and "kept 1 finished block(s) of fineq-gptq-ord" in err
     assert main([*args, "--json", str(tmp_path / "out.json")]) == 0
     err = capsys.readouterr().err
     assert "[fineq-paper] taken from the work folder" in err and "[reference] taken from the work folder" in err

@@ -42,6 +42,7 @@ from fineq.llm import evaluate
 from fineq.llm.apply import NO_RULES
 from fineq.llm.int8path import int8_activations
 from fineq.llm.ppl import from_nlls, perplexity, window_nll
+from fineq.llm.workdir import code_version
 from fineq.outputs import keep_note, write_text_atomic
 from fineq.perf.layers import MODELS, file_layers, fineq_cycles, scaled_layers
 from fineq.perf.power import load_power
@@ -65,8 +66,9 @@ def _duration(s: float) -> str:
 
 def fingerprint(model: str, results: dict[str, QResult], windows: np.ndarray, cfg: EngineConfig,
                 backend: str) -> str:
-    """What a window's record depends on: the model, every linear's levels and scales, the tokens, the engine."""
-    h = hashlib.sha256(repr((model, backend, cfg.params, windows.shape)).encode())
+    """What a window's record depends on: the package's code, the model, every linear's levels and scales, the
+    tokens, the engine."""
+    h = hashlib.sha256(repr((code_version(), model, backend, cfg.params, windows.shape)).encode())
     for name in sorted(results):
         q = results[name].qmatrix
         h.update(name.encode())
@@ -155,7 +157,6 @@ class RtlEval:
             raise FineQError(f"{method}: --backend {self.backend} runs FineQ levels; {missing[0]} has none")
         fp = fingerprint(self.model_name, results, windows, self.cfg, self.backend)
         folder = self.work / f"{re.sub(r'[^A-Za-z0-9_.@+-]', '_', method)}-seq{seq}-{fp[:16]}"
-        folder.mkdir(parents=True, exist_ok=True)
         paths = [folder / f"window-{i:05d}.json" for i in range(windows.shape[0])]
         recs: list[dict[str, Any] | None] = [read_record(p) for p in paths]
         todo = [i for i, r in enumerate(recs) if r is None]
@@ -175,6 +176,7 @@ class RtlEval:
                 futs = {i: threads.submit(self._window, model, windows, i) for i in todo}
                 for k, i in enumerate(todo):
                     rec = futs[i].result()
+                    folder.mkdir(parents=True, exist_ok=True)
                     write_text_atomic(paths[i], json.dumps(rec), register=False)
                     recs[i] = rec
                     keep_note(str(folder), f"kept {sum(r is not None for r in recs)} finished window(s) of "

@@ -122,7 +122,7 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
             model = copy.deepcopy(lm.model) if m.transform else lm.model
             cal = m.calibrated or (rule_cal and m.mode is not None)
             blocks = BlockStore(work / f"blocks-{fingerprint(name)[:16]}", fingerprint(rows_key, name), name) \
-                if cal and work is not None else None
+                if cal and work is not None and m.mode is not None else None  # FineQ levels are what it keeps
             res, qsec = timed_apply(model, m, sp.calib if cal else None, skip, rules, blocks)
         bits = bits_per_weight(res, model)
         hw = {**hardware_side(res), **block_loss_stats(res)}
