@@ -21,7 +21,6 @@ go to the executor of :mod:`fineq.hw.cluster` (a local pool, or Dask).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sys
@@ -42,7 +41,7 @@ from fineq.llm import evaluate
 from fineq.llm.apply import NO_RULES
 from fineq.llm.int8path import int8_activations
 from fineq.llm.ppl import from_nlls, perplexity, window_nll
-from fineq.llm.workdir import code_version
+from fineq.llm.workdir import fingerprint
 from fineq.outputs import keep_note, write_text_atomic
 from fineq.perf.layers import MODELS, file_layers, fineq_cycles, scaled_layers
 from fineq.perf.power import load_power
@@ -64,20 +63,15 @@ def _duration(s: float) -> str:
     return f"{s / 3600:.1f} h" if s >= 5400 else f"{s / 60:.1f} min" if s >= 90 else f"{s:.0f} s"
 
 
-def fingerprint(model: str, results: dict[str, QResult], windows: np.ndarray, cfg: EngineConfig,
-                backend: str) -> str:
-    """What a window's record depends on: the package's code, the model, every linear's levels and scales, the
-    tokens, the engine."""
-    h = hashlib.sha256(repr((code_version(), model, backend, cfg.params, windows.shape)).encode())
+def window_key(model: str, results: dict[str, QResult], windows: np.ndarray, cfg: EngineConfig,
+               backend: str) -> str:
+    """What a window's record depends on (:func:`fineq.llm.workdir.fingerprint`: the package's code too): the
+    model, every linear's levels and scales, the tokens, the engine."""
+    parts: list[Any] = [model, backend, cfg.params, windows]
     for name in sorted(results):
-        q = results[name].qmatrix
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(q.packed).tobytes())
-        h.update(np.ascontiguousarray(q.scales).tobytes())
-        if results[name].in_scale is not None:
-            h.update(np.asarray(results[name].in_scale).tobytes())
-    h.update(np.ascontiguousarray(windows).tobytes())
-    return h.hexdigest()
+        r = results[name]
+        parts += [name, r.qmatrix.packed, r.qmatrix.scales, None if r.in_scale is None else np.asarray(r.in_scale)]
+    return fingerprint(*parts)
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
@@ -155,7 +149,7 @@ class RtlEval:
         missing = [n for n, r in results.items() if r.qmatrix is None]
         if missing:
             raise FineQError(f"{method}: --backend {self.backend} runs FineQ levels; {missing[0]} has none")
-        fp = fingerprint(self.model_name, results, windows, self.cfg, self.backend)
+        fp = window_key(self.model_name, results, windows, self.cfg, self.backend)
         folder = self.work / f"{re.sub(r'[^A-Za-z0-9_.@+-]', '_', method)}-seq{seq}-{fp[:16]}"
         paths = [folder / f"window-{i:05d}.json" for i in range(windows.shape[0])]
         recs: list[dict[str, Any] | None] = [read_record(p) for p in paths]
@@ -222,15 +216,6 @@ class RtlEval:
             + (f", {out['rtl_energy_uj_per_token']:.2f} uJ per token (compute, {out['rtl_power_source']})"
                if "rtl_energy_uj_per_token" in out else "") + f"; {out['rtl_wall_seconds']:.0f} s")
         return out
-
-
-def work_folder(work: str | None, json_out: str | None) -> Path:
-    """The work folder: ``--work``, or beside the JSON output (``OUT.work``), or ``fineq-eval.work`` here."""
-    if work:
-        return Path(work)
-    if json_out:
-        return Path(f"{json_out}.work")
-    return Path("fineq-eval.work")
 
 
 def run(model_spec: str, text: str | None, methods: list[str], seqs: list[int], max_windows: int | None,

@@ -19,6 +19,16 @@ def _texts_exist(*paths: str | None) -> None:
             raise FineQError(f"text file {t} does not exist")
 
 
+def _work_folder(a: argparse.Namespace, rtl: bool) -> Path | None:
+    """eval's work folder: ``--work``, else beside the JSON output (``OUT.work``), else (only through the RTL, whose
+    windows are worth keeping) ``./fineq-eval.work``; None: nothing kept."""
+    if a.work:
+        return Path(a.work)
+    if a.json:
+        return Path(f"{a.json}.work")
+    return Path("fineq-eval.work") if rtl else None
+
+
 #: the RTL fields of ``fineq eval --backend``'s result line
 RTL_LINE_KEYS = ("ppl_rtl", "backend", "rtl_cycles", "rtl_model_cycles", "rtl_cycles_per_token",
                  "rtl_energy_uj_per_token")
@@ -35,9 +45,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if not a.model:
         raise FineQError("--model is required (a folder, a .gguf file, or 'smollm2')")
     rtl = a.backend != "golden"
-    if not rtl:
-        if a.cluster:
-            raise FineQError("--cluster needs --backend verilator or icarus")
+    if a.cluster and not rtl:
+        raise FineQError("--cluster needs --backend verilator or icarus")
     names = parse_methods(a.methods if a.methods or not rtl else ("" if a.quantized else "fineq-paper"),
                           allow_none=bool(a.quantized))
     check_engine_options(a)
@@ -61,12 +70,11 @@ def cmd_eval(a: argparse.Namespace) -> int:
         doc = rtl_model.run(a.model, a.text, names, a.seq or [256], a.max_windows, a.max_tokens, a.calib_samples,
                             a.calib_seq, tuple(a.skip or ()), a.calib_text, tuple(a.quantized or ()), a.backend,
                             EngineConfig(a.rows, a.cols, a.psum_depth, a.coding), a.cluster, a.jobs,
-                            rtl_model.work_folder(a.work, a.json), a.synth, rules)
+                            _work_folder(a, rtl), a.synth, rules)
     else:
-        work = Path(a.work) if a.work else Path(f"{a.json}.work") if a.json else None
         doc = run(a.model, a.text, names, a.seq or [256], a.max_windows, a.max_tokens, a.int8_activations,
                   a.calib_samples, a.calib_seq, tuple(a.skip or ()), a.calib_text, quantized=tuple(a.quantized or ()),
-                  rules=rules, work=work)
+                  rules=rules, work=_work_folder(a, rtl))
     print(table(doc))
     if a.json:
         write_text_atomic(Path(a.json), json.dumps(doc, indent=1))

@@ -24,7 +24,6 @@ def load_npy(path: str, what: str) -> np.ndarray:
         raise FineQError(f"{what} file {path} is not a readable .npy array: {e}") from e
 
 
-
 def engine_options(p: argparse.ArgumentParser, backend: str, backend_help: str, jobs_help: str) -> None:
     """The RTL engine's options, shared by gemm and rtl-layer (checked by :func:`check_engine_options`)."""
     p.add_argument("--backend", choices=BACKENDS, default=backend, help=backend_help)

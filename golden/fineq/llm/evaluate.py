@@ -22,10 +22,9 @@ from fineq.errors import FineQError
 from fineq.llm import corpus, models
 from fineq.llm.apply import NO_RULES, bits_per_weight, timed_apply
 from fineq.llm.int8path import int8_activations
-from fineq.llm.modelfile import read_model_file
+from fineq.llm.modelfile import place, read_model_file
 from fineq.llm.ppl import perplexity
 from fineq.llm.recon import block_loss_stats
-from fineq.llm.rotate import apply_transform
 from fineq.llm.workdir import BlockStore, RowStore, fingerprint
 from fineq.quant import registry
 from fineq.quant.layer_rules import LayerRules
@@ -161,22 +160,12 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
 def _from_file(base: Any, name: str, qms: dict[str, Any], meta: dict[str, str]) -> tuple[Any, dict[str, QResult],
                                                                                        float]:
     """A method from a ``.fineq.safetensors`` file: its levels on (a copy of, if it is transformed) ``base``."""
-    import torch
-
     log(f"[{name}] FineQ mode {meta.get('mode')}" + (f", transform {meta['transform']}" if meta.get("transform")
                                                      else "") + f": {len(qms)} linears from the file")
-    model = copy.deepcopy(base) if meta.get("transform") else base
-    apply_transform(model, meta.get("transform"))
+    model = place(copy.deepcopy(base) if meta.get("transform") else base, qms, meta, name[len("file:"):])
     mods = dict(model.named_modules())
-    res = {}
-    with torch.no_grad():
-        for n, q in qms.items():
-            lin = mods.get(n)
-            if lin is None or tuple(lin.weight.shape) != q.shape:
-                raise FineQError(f"{name[5:]}: its linear {n} {q.shape} is not in this model"
-                                 + (f" (there it is {tuple(lin.weight.shape)})" if lin is not None else ""))
-            lin.weight.copy_(torch.from_numpy(q.dequantize()).to(lin.weight.dtype))
-            res[n] = QResult(lin.weight.detach().clone(), q.bits_per_weight * q.shape[0] * q.shape[1], q)
+    res = {n: QResult(mods[n].weight.detach().clone(), q.bits_per_weight * q.shape[0] * q.shape[1], q)
+           for n, q in qms.items()}
     return model, res, 0.0
 
 

@@ -143,29 +143,36 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedMa
     return out, meta
 
 
-def load_model(path: str | os.PathLike[str], model: Any = None) -> Any:
-    """Rebuild the quantized model: the base model (loaded from the file's ``base_model`` unless
-    ``model`` is given: an ``nn.Module`` or a model name/path) with every stored linear's weight
-    replaced in place by its dequantized FineQ value (after the file's ``transform``, if any: a given
-    ``nn.Module`` must then be the untransformed base model). Returns the model."""
+def place(model: Any, qms: dict[str, QuantizedMatrix], meta: dict[str, str], where: str) -> Any:
+    """Put stored linears on ``model`` (the untransformed base model), in place: the file's ``transform`` first,
+    then every linear's weight replaced by its dequantized FineQ value; a linear the model lacks, or of another
+    shape, is a FormatError naming ``where``. Returns the model."""
     import torch
 
-    from fineq.llm.models import load
-
-    qms, meta = read_model_file(path)
-    if model is None or isinstance(model, (str, os.PathLike)):
-        model = load(model if model is not None else meta.get("base_model", "")).model
     apply_transform(model, meta.get("transform"))
     mods = dict(model.named_modules())
     with torch.no_grad():
         for name, q in qms.items():
             lin = mods.get(name)
             if lin is None or not hasattr(lin, "weight"):
-                raise FormatError(f"{path}: the model has no linear {name}")
+                raise FormatError(f"{where}: the model has no linear {name}")
             if tuple(lin.weight.shape) != q.shape:
-                raise FormatError(f"{path}: {name} is {q.shape} in the file, {tuple(lin.weight.shape)} in the model")
+                raise FormatError(f"{where}: {name} is {q.shape} in the file, {tuple(lin.weight.shape)} in the model")
             lin.weight.copy_(torch.from_numpy(q.dequantize()).to(lin.weight.dtype))
     return model
+
+
+def load_model(path: str | os.PathLike[str], model: Any = None) -> Any:
+    """Rebuild the quantized model: the base model (loaded from the file's ``base_model`` unless
+    ``model`` is given: an ``nn.Module`` or a model name/path) with every stored linear's weight
+    replaced in place by its dequantized FineQ value (after the file's ``transform``, if any: a given
+    ``nn.Module`` must then be the untransformed base model). Returns the model."""
+    from fineq.llm.models import load
+
+    qms, meta = read_model_file(path)
+    if model is None or isinstance(model, (str, os.PathLike)):
+        model = load(model if model is not None else meta.get("base_model", "")).model
+    return place(model, qms, meta, str(path))
 
 
 def export_dequantized(path: str | os.PathLike[str], out: str | os.PathLike[str], model: str | None = None,
