@@ -10,6 +10,7 @@
 #   make eval     perplexity of SmolLM2 under every quantization method -> build/eval/
 #   make pareto   FineQ vs the MAC array at equal accuracy -> build/pareto/  (needs make eval-pareto, make synth)
 #   make bench    quantizer throughput/memory benchmark
+#   make bench-big  peak memory and time of quantize-model on a synthetic ~1B model, one block at a time
 #   make measure  Verilator speed of the 64x64 engine and PE utilization
 #   make lint     ruff + verilator --lint-only -Wall on every RTL file
 
@@ -21,7 +22,7 @@ SEED     ?=
 WAVES    ?=
 export SIM SEED WAVES
 
-.PHONY: setup demo test test-golden sim synth perf bench lint clean measure eval eval-pareto eval-heldout pareto
+.PHONY: setup demo test test-golden sim synth perf bench bench-big lint clean measure eval eval-pareto eval-heldout pareto
 
 setup:
 	@scripts/setup.sh
@@ -73,6 +74,11 @@ pareto: setup
 
 bench: setup
 	$(RUN) fineq bench
+
+# make bench-big: peak memory and time of quantize-model on a synthetic ~1B LLaMA-shaped model, one block at a
+# time (BASELINE=1 adds the whole-model run); the model is built once into build/bench-big/model (2.3 GB)
+bench-big: setup
+	$(RUN) python sim/bench_bigmodel.py $(if $(BASELINE),--baseline)
 
 lint: setup
 	$(RUN) ruff check golden tests tb sim synth

@@ -16,7 +16,7 @@ from fineq.errors import FineQError  # noqa: E402
 from fineq.llm import apply, corpus, models, ppl  # noqa: E402
 from fineq.quant import baselines, registry  # noqa: E402
 from fineq.quant.calibrated import CALIBRATED_MODES, hessian_from_inputs, quantize_calibrated  # noqa: E402
-from fineq.quant.gptq import gptq, output_error, scalar_unit  # noqa: E402
+from fineq.quant.gptq import ScratchSpent, gptq, inverse_cholesky, output_error, scalar_unit  # noqa: E402
 from fineq.quant.registry import quantize  # noqa: E402
 
 
@@ -75,6 +75,55 @@ def test_gptq_unit6_equals_unit1_with_same_decisions():
 
     q6, _ = gptq(w, h, unit, unit=6, blocksize=96)
     assert torch.allclose(q1, q6, atol=1e-5)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_owned_hessian_is_factored_in_place_to_the_same_bits(symmetric):
+    """Both in-place ways (a symmetric H through its transpose, else through torch's copy) give the bits of the
+    copying way."""
+    w, h = _layer(6)
+    if not symmetric:
+        h[0, 1] += 1e-3 * h[0, 0]  # only the lower triangle is factored: the transpose would differ
+        assert not torch.equal(inverse_cholesky(h.mT.contiguous())[0], inverse_cholesky(h)[0])
+    assert torch.equal(h, h.mT) == symmetric
+    u_ref, dead_ref = inverse_cholesky(h)
+    scratch = h.clone()
+    u, dead = inverse_cholesky(scratch, own=True)
+    assert torch.equal(u, u_ref) and torch.equal(dead, dead_ref)
+    assert scratch.numel() == 0  # consumed: its memory released
+
+
+def test_owned_hessian_needing_extra_damping_gives_the_same_levels(monkeypatch):
+    """A Hessian whose first damped factorization fails: the owned copy is spent (ScratchSpent), and gptq-ord
+    retries with a fresh copy, giving the levels of a run that never owned it."""
+    from fineq.quant import calibrated
+
+    w, h = _layer(7)
+    lam, mean = float(torch.linalg.eigvalsh(h).min()), float(torch.diag(h).mean())
+    c = (lam + 0.015 * mean) / 1.015  # first try: lambda_min - c + d = -d / 2, second try +d / 2
+    bad = h - c * torch.eye(h.shape[0], dtype=h.dtype)
+    with pytest.raises(ScratchSpent):
+        inverse_cholesky(bad.clone(), own=True)
+    inverse_cholesky(bad)  # extra damping works when not owned
+    got = quantize_calibrated(w, "gptq-ord", bad)
+    plain = calibrated.gptq
+    monkeypatch.setattr(calibrated, "gptq", lambda *a, own_h=False, **k: plain(*a, **k))
+    want = quantize_calibrated(w, "gptq-ord", bad)
+    assert all(np.array_equal(x, y) for x, y in zip(got, want, strict=True))
+
+
+def test_padded_gather_is_padding_then_permuting():
+    """gptq-ord's one gather of H equals zero-padding it to whole blocks and then permuting rows and columns."""
+    from fineq.quant.calibrated import _padded_gather
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(50, 10, generator=g, dtype=torch.float64)
+    h = x.T @ x
+    perm = torch.randperm(12, generator=g)
+    hp = torch.zeros((12, 12), dtype=torch.float64)
+    hp[:10, :10] = h
+    assert torch.equal(_padded_gather(h, perm), hp[perm][:, perm])
+    assert torch.equal(_padded_gather(h, torch.arange(12)), hp)
 
 
 @pytest.mark.parametrize("bits,k", [(2, 96), (3, 96), (2, 576)])

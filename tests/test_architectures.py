@@ -240,3 +240,87 @@ def test_export_writes_a_folder_transformers_loads_and_generate_works(tiny, tmp_
         gen = ours.generate(w[:1, :8], max_new_tokens=4, min_new_tokens=4, do_sample=False)
     assert gen.shape == (1, 12)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".hf.")]  # no temporary folder left
+
+
+def _quantize(folder: Path, out: Path, mode: str, *extra: str) -> bytes:
+    args = ["quantize-model", "--model", str(folder), "--mode", mode, "-o", str(out), *extra]
+    if registry.get(f"fineq-{mode}").calibrated:
+        args += ["--text", str(folder.parent / "text.txt"), "--calib-samples", "4", "--calib-seq", "32"]
+    assert main(args) == 0
+    return out.read_bytes()
+
+
+def test_block_by_block_gives_the_whole_models_file(tiny, tmp_path, monkeypatch):
+    """quantize-model reads a safetensors folder one decoder block at a time (never two resident, the others on the
+    meta device) and writes the very bytes of the whole-model pass."""
+    from fineq.llm import stream
+    from fineq.llm.workdir import BlockStore
+
+    arch, folder = tiny
+    resident: list[int] = []
+    real_load = stream.BlockLoader.load
+
+    def load(self, i, device):
+        real_load(self, i, device)
+        layers = models.decoder_layers(self.model)
+        resident.append(sum(any(p.device.type != "meta" for p in b.parameters()) for b in layers))
+
+    real_mapped = BlockStore.mapped
+    mapped: list[int] = []
+
+    def on_disk(self, i, results):  # finished blocks: their packed matrices memory-mapped from the work folder
+        out = real_mapped(self, i, results)
+        mapped.append(sum(not r.qmatrix.packed.flags.owndata for r in out.values()))
+        return out
+
+    monkeypatch.setattr(stream.BlockLoader, "load", load)
+    monkeypatch.setattr(BlockStore, "mapped", on_disk)
+    whole = _quantize(folder, tmp_path / "whole.fineq.safetensors", "gptq-ord", "--whole")
+    assert resident == [] and mapped == []
+    streamed = _quantize(folder, tmp_path / "streamed.fineq.safetensors", "gptq-ord")
+    assert resident == [1] * COMMON["num_hidden_layers"], arch
+    assert len(mapped) == COMMON["num_hidden_layers"] and sum(mapped) == len(_block_linears(models.load(str(folder)).model))
+    assert streamed == whole, arch
+
+
+def test_sharded_bf16_checkpoints_stream_and_others_load_whole(tmp_path, capsys):
+    """A sharded bfloat16 checkpoint streams (the blocks read as float32, as the whole-model loader gives them);
+    a data-free mode and --device auto give the same file; a pytorch_model.bin folder is loaded whole; a device
+    the machine lacks is one clear line."""
+    from fineq.llm.stream import block_devices, load_streamed
+
+    folder = _make("llama", tmp_path / "src")
+    sharded = tmp_path / "sharded"
+    m = models.load(str(folder)).model.to(torch.bfloat16)
+    m.save_pretrained(sharded, max_shard_size="40KB")
+    models.load(str(folder)).tokenizer.save_pretrained(sharded)
+    assert (sharded / "model.safetensors.index.json").is_file()
+    (tmp_path / "text.txt").write_text(TEXT)
+    whole, lm = models.load(str(sharded)), load_streamed(str(sharded))
+    assert lm.blocks is not None
+    assert all(p.device.type == "meta" for p in models.decoder_layers(lm.model).parameters())
+    assert block_devices(lm.model, "auto") == [torch.device("cpu")] * COMMON["num_hidden_layers"]
+    for i in range(COMMON["num_hidden_layers"]):
+        lm.blocks.load(i, "cpu")
+    w = torch.from_numpy(_windows(whole))
+    with torch.no_grad():
+        assert torch.equal(lm.model(input_ids=w).logits, whole.model(input_ids=w).logits)
+    for mode in ("paper", "gptq-ord"):
+        ref = _quantize(sharded, tmp_path / f"{mode}-whole.fineq.safetensors", mode, "--whole")
+        assert _quantize(sharded, tmp_path / f"{mode}.fineq.safetensors", mode, "--device", "auto") == ref
+    binary = tmp_path / "bin"
+    whole.model.config.save_pretrained(binary)
+    whole.tokenizer.save_pretrained(binary)
+    torch.save(whole.model.state_dict(), binary / "pytorch_model.bin")  # plain tensors: weights_only loads them
+    assert (binary / "pytorch_model.bin").is_file()
+    lm = load_streamed(str(binary))
+    assert lm.blocks is None and all(p.device.type == "cpu" for p in lm.model.parameters())
+    capsys.readouterr()
+    bad = "cuda" if not torch.cuda.is_available() else "cuda:99"
+    assert main(["quantize-model", "--model", str(sharded), "--mode", "paper", "--device", bad,
+                 "-o", str(tmp_path / "x.fineq.safetensors")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"device {bad}" in err[0], err
+    assert main(["quantize-model", "--model", str(sharded), "--mode", "paper", "--device", "tpu",
+                 "-o", str(tmp_path / "x.fineq.safetensors")]) == 2
+    assert "tpu" in capsys.readouterr().err

@@ -87,3 +87,37 @@ def test_missing_key_and_bad_shape(tmp_path, q):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         fineq.load(tmp_path / "nope.npz")
+
+
+def test_safetensors_tensors_are_mapped_in_place_and_bad_files_named(tmp_path, q):
+    """stlayout maps one tensor of a safetensors file (the library's own writer) without reading it: the same
+    values, a read-only view of a memory map; a missing tensor, a wrong dtype size, a header pointing past the end
+    and a truncated file are FormatErrors naming the file."""
+    import mmap
+
+    from safetensors.numpy import save_file
+
+    from fineq.format import stlayout
+
+    path = tmp_path / "t.safetensors"
+    other = np.arange(6, dtype=np.float32).reshape(2, 3)
+    save_file({"a.packed": q.packed, "b": other}, str(path))
+    a = stlayout.map_array(path, "a.packed", np.uint8)
+    assert np.array_equal(a, q.packed) and not a.flags.writeable and not a.flags.owndata
+    base = a
+    while isinstance(base, np.ndarray):
+        base = base.base
+    assert isinstance(base.obj if isinstance(base, memoryview) else base, mmap.mmap)
+    m = fineq.QuantizedMatrix(a, q.scales, q.shape, q.mode, copy=False)
+    assert m == q and np.shares_memory(m.packed, a)
+    assert np.array_equal(stlayout.map_array(path, "b", np.int32).view(np.float32), other)
+    for name, dtype, what in (("c", np.uint8, "no tensor"), ("b", np.float64, "holds 24 bytes")):
+        with pytest.raises(fineq.FormatError, match=what) as e:
+            stlayout.map_array(path, name, dtype)
+        assert str(path) in str(e.value)
+    data = path.read_bytes()
+    for cut in (4, 20, len(data) - 3):
+        path.write_bytes(data[:cut])
+        with pytest.raises(fineq.FormatError) as e:
+            stlayout.map_array(path, "b", np.float32)
+        assert str(path) in str(e.value)

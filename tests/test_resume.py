@@ -71,3 +71,28 @@ def test_eval_takes_finished_methods_and_blocks_up_again(tiny_llama, tmp_path, m
     assert main([*args[:-4], "--max-windows", "1", "--calib-samples", "4", "--calib-seq", "32", "--json",
                  str(tmp_path / "out.json"), "--force"]) == 0
     assert "is for another computation; starting it afresh" in capsys.readouterr().err
+
+
+def test_a_saved_block_comes_back_as_memory_maps_of_its_record(tmp_path):
+    """Block by block, finished blocks stay on disk: BlockStore.mapped gives the saved results with packed
+    matrices equal to them but backed by the record's file (not owned), and a record that does not match is named."""
+    import numpy as np
+    import torch
+
+    import fineq
+    from fineq.llm.workdir import BlockStore
+    from fineq.quant.result import QResult
+    from fineq.synthetic import heavy_tailed
+
+    qs = {n: fineq.quantize(heavy_tailed(m, k, seed=m)) for n, (m, k) in {"a": (6, 50), "b": (3, 24)}.items()}
+    res = {n: QResult(torch.from_numpy(q.dequantize()), 2.3, q) for n, q in qs.items()}
+    store = BlockStore(tmp_path / "w", "key")
+    store.save(0, res)
+    got = store.mapped(0, res)
+    for n, q in qs.items():
+        m = got[n].qmatrix
+        assert m == q and m.mode == q.mode and not m.packed.flags.owndata and not m.packed.flags.writeable
+        assert not np.shares_memory(m.packed, q.packed) and got[n].bits == 2.3
+    store.save(1, {"a": res["b"], "b": res["a"]})  # the record of another block: shapes differ
+    with pytest.raises(fineq.FormatError, match="a.packed has shape"):
+        store.mapped(1, res)

@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="calibration text for calibrated modes (default: the installed corpus)")
     p.add_argument("--calib-samples", type=int, default=32, help="calibration windows (default 32)")
     p.add_argument("--calib-seq", type=int, default=512, help="calibration window length (default 512)")
+    p.add_argument("--device", help="where each decoder block is computed: cpu, cuda, cuda:N, or auto (blocks "
+                   "spread over the GPUs by accelerate's device map); default cuda when torch sees a GPU, else cpu")
+    p.add_argument("--whole", action="store_true", help="load the whole model into memory (default for a "
+                   "safetensors folder: one decoder block resident at a time, read from the checkpoint)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(fn=cmd_quantize_model)
 

@@ -102,6 +102,7 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
     from fineq.llm.models import load
     from fineq.llm.recon import block_loss_stats
     from fineq.llm.rotate import canonical as parse_transform_spec
+    from fineq.llm.stream import load_streamed, resolve_device
     from fineq.llm.workdir import BlockStore, fingerprint
     from fineq.outputs import check_output
     from fineq.quant.registry import for_mode
@@ -115,9 +116,12 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
     _texts_exist(a.text)
     need_cal = m.calibrated or any(for_mode(x).calibrated for x in rules.modes)
     raw, desc = corpus.read_text(a.text) if need_cal else ("", "")  # checked before the model loads
+    device = a.device if a.device == "auto" else resolve_device(a.device)
     t0 = time.perf_counter()
-    lm = load(a.model)
-    print(f"model {lm.name}: {lm.reference}, loaded in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    lm = load(a.model) if a.whole or m.transform is not None else load_streamed(a.model, head=False)
+    print(f"model {lm.name}: {lm.reference}, loaded in {time.perf_counter() - t0:.1f} s"
+          + ("; decoder blocks read one at a time" if lm.blocks is not None else "") + f"; device {device}",
+          file=sys.stderr)
     calib = None
     if need_cal:
         calib = corpus.split(corpus.tokenize(lm.tokenizer, raw), a.calib_samples, a.calib_seq).calib
@@ -128,7 +132,7 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
                                                             tuple(a.skip or ()), calib), f"{a.mode} for {out}")
         if store.done:
             print(f"resuming: {store.done} finished block(s) in {store.folder}", file=sys.stderr)
-    res, sec = timed_apply(lm.model, m, calib, tuple(a.skip or ()), rules, store)
+    res, sec = timed_apply(lm.model, m, calib, tuple(a.skip or ()), rules, store, device, lm.blocks)
     qms = {n: r.qmatrix for n, r in res.items()}
     if not qms:
         raise FineQError("every linear is skipped (--skip, --rule ...=skip): nothing to save")
@@ -142,7 +146,7 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
               f"), {sum(rules.skipped(n) for n in models.decoder_linears(lm.model))} left float by skip",
               file=sys.stderr)
     bits = bits_per_weight(res, lm.model)
-    hw = level_stats([q.levels() for q in qms.values()])
+    hw = level_stats(q.levels(keep=False) for q in qms.values())  # one matrix's levels at a time
     st = block_loss_stats(res)
     print(f"wrote {out}: {len(qms)} linears, mode {a.mode}" + (f", transform {m.transform}" if m.transform else "")
           + f", {bits:.3f} bits/weight, quantized in {sec:.1f} s; "

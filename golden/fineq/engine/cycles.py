@@ -5,6 +5,7 @@ hardware columns) calls these."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -95,11 +96,16 @@ def utilization(levels: np.ndarray, n: int, cfg: EngineConfig) -> dict[str, floa
     return {"useful": useful / all_pe, "temporal": temporal / all_pe, "cycles": total}
 
 
-def level_stats(levels: list[np.ndarray], cfg: EngineConfig | None = None) -> dict[str, float]:
+def level_stats(levels: Iterable[np.ndarray], cfg: EngineConfig | None = None) -> dict[str, float]:
     """Hardware side of a set of quantized matrices: share of non-zero levels, and the mean temporal
-    cycles of a ``ROWS``-weight vector (``max(1, max |v|)``, what the engine spends on it)."""
+    cycles of a ``ROWS``-weight vector (``max(1, max |v|)``, what the engine spends on it). ``levels`` is read
+    once, one matrix at a time (a generator keeps one matrix's levels in memory)."""
     cfg = cfg or EngineConfig()
-    nz = sum(int(np.count_nonzero(lv)) for lv in levels)
-    n = sum(int(lv.size) for lv in levels)
-    vc = [vector_cycles(lv, cfg) for lv in levels]
-    return {"nonzero_levels": nz / n, "cycles_per_vector": float(sum(int(v.sum()) for v in vc) / sum(v.size for v in vc))}
+    nz = n = cycles = vectors = 0
+    for lv in levels:
+        nz += int(np.count_nonzero(lv))
+        n += int(lv.size)
+        vc = vector_cycles(lv, cfg)
+        cycles += int(vc.sum())
+        vectors += int(vc.size)
+    return {"nonzero_levels": nz / n, "cycles_per_vector": float(cycles / vectors)}

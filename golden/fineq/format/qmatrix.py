@@ -3,7 +3,7 @@ format only; the quantizers (:mod:`fineq.quant`) produce it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import numpy as np
 
@@ -14,7 +14,9 @@ from fineq.format.pack import check_packed, n_blocks, pack_levels, unpack, unpac
 
 @dataclass(frozen=True, eq=False)
 class QuantizedMatrix:
-    """A FineQ-quantized ``[M, K]`` matrix (immutable: its arrays are read-only copies).
+    """A FineQ-quantized ``[M, K]`` matrix (immutable: its arrays are read-only copies; with ``copy=False``,
+    ``packed`` is a read-only view of the caller's array, which must not change: a memory map of a file that keeps
+    a big model's finished matrices on disk).
 
     Two matrices are equal (``==``) when shape, packed bytes and scales are
     equal; ``mode`` is informational and not compared.
@@ -31,9 +33,11 @@ class QuantizedMatrix:
     shape: tuple[int, int]
     mode: str = "paper"
     _levels: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
+    copy: InitVar[bool] = True  # False: keep ``packed`` as given, as a read-only view (a memory map of a file)
 
-    def __post_init__(self) -> None:
-        p = check_packed(self.packed).copy()
+    def __post_init__(self, copy: bool) -> None:
+        p = check_packed(self.packed)
+        p = p.copy() if copy else p.view()
         p.flags.writeable = False
         object.__setattr__(self, "packed", p)
         m, k = (int(x) for x in self.shape)
@@ -58,13 +62,20 @@ class QuantizedMatrix:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def levels(self) -> np.ndarray:
-        """Decoded levels ``v``: ``int8 [M, K]`` in -3..+3 (cached)."""
-        if not self._levels:
-            lv = unpack(self.packed, self.shape[1])
-            lv.flags.writeable = False
+    def levels(self, keep: bool = True) -> np.ndarray:
+        """Decoded levels ``v``: ``int8 [M, K]`` in -3..+3 (cached, unless ``keep`` is False: 1 byte per weight
+        against the packed 0.29, which matters when a whole model's matrices are held)."""
+        if self._levels:
+            return self._levels[0]
+        lv = unpack(self.packed, self.shape[1])
+        lv.flags.writeable = False
+        if keep:
             self._levels.append(lv)
-        return self._levels[0]
+        return lv
+
+    def forget_levels(self) -> None:
+        """Drop the cached levels (they are decoded again when asked for)."""
+        self._levels.clear()
 
     def codes(self) -> np.ndarray:
         """Pair codes ``uint8 [M, 4*nb]``."""

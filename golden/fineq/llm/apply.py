@@ -12,15 +12,22 @@ layers); inside a block the linears are quantized in groups in the order they
 are used, a group being the linears that read the same input (found by running
 the block: LLaMA's q/k/v, o, gate/up, down), each group's Hessian measured
 with the groups before it already quantized; the block's quantized outputs are
-the next block's inputs. Mode ``recon`` (:mod:`fineq.llm.recon`) then trains
+the next block's inputs. Each block runs on its compute device (``device``;
+``"auto"`` spreads the blocks with accelerate's device map, :func:`fineq.llm.stream.block_devices`) and goes
+back where it came from when done; with ``blocks`` (a :class:`fineq.llm.stream.BlockLoader`) a block's weights
+are read from the checkpoint only for its turn and released after it, so one block is resident at a time.
+Mode ``recon`` (:mod:`fineq.llm.recon`) then trains
 each quantized block against the float block's outputs, so it also carries the
 float model's inputs from block to block.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -29,8 +36,9 @@ from fineq.errors import FineQError
 from fineq.llm.models import decoder_layers, decoder_linears, linear_layer_index
 from fineq.llm.recon import block_output, reconstruct_block
 from fineq.llm.rotate import apply_transform
+from fineq.llm.stream import BlockLoader, block_devices
 from fineq.llm.workdir import BlockStore
-from fineq.progress import progress
+from fineq.progress import Meter, progress
 from fineq.quant.gptq import HessianAccumulator
 from fineq.quant.layer_rules import LayerRules
 from fineq.quant.registry import Quantizer, for_mode
@@ -55,7 +63,8 @@ def _set_weight(lin: Any, w: Any) -> None:
 
 
 def apply(model: Any, method: Quantizer, calib: np.ndarray | None = None, skip: tuple[str, ...] = (),
-          batch: int = 4, rules: LayerRules = NO_RULES, store: BlockStore | None = None) -> dict[str, QResult]:
+          batch: int = 4, rules: LayerRules = NO_RULES, store: BlockStore | None = None, device: Any = "cpu",
+          blocks: BlockLoader | None = None) -> dict[str, QResult]:
     """Quantize ``model``'s decoder linears in place with ``method``; returns ``{name: QResult}``.
 
     ``calib``: int64 ``[n, seq]`` calibration token windows (calibrated methods).
@@ -65,24 +74,89 @@ def apply(model: Any, method: Quantizer, calib: np.ndarray | None = None, skip: 
     applies.
     A method with a ``transform`` (``+fold``, ``+rot``) first transforms the whole model in place
     (:mod:`fineq.llm.rotate`): embeddings, norms and ``lm_head`` change too.
+    ``device``: where each block is computed (a torch device, or ``"auto"``); ``blocks``: the loader of a model
+    whose blocks are on the meta device (:mod:`fineq.llm.stream`): they are loaded for their turn and released
+    after it, and the results' ``weight`` is then a meta tensor of the right shape (the levels are in
+    ``qmatrix``; the model is not left usable).
     """
     if method.fn is None:
         return {}
+    if blocks is not None and method.transform is not None:
+        raise FineQError(f"method {method.name}: a model transform needs the whole model loaded, not block by block")
     apply_transform(model, method.transform)
     lins = {n: m for n, m in decoder_linears(model).items() if not _skipped(n, skip) and not rules.skipped(n)}
     fns = {n: _rule_fn(method, rules, n) for n in lins}
+    devices = block_devices(model, device)
+    if method.recon is not None and any(d.type != "cpu" for d in devices):
+        raise FineQError(f"method {method.name} trains on the CPU only (--device cpu)")
+    by_layer: dict[int, dict[str, Any]] = {}
+    for name, lin in lins.items():
+        by_layer.setdefault(linear_layer_index(name), {})[name] = lin
     if not (method.calibrated or any(for_mode(m).calibrated for m in rules.modes if method.mode is not None)):
         out = {}
-        for name, lin in progress(lins.items(), desc=method.name, total=len(lins), unit="linear"):
-            r = fns[name](lin.weight.detach().float(), None)
-            _set_weight(lin, r.weight)
-            out[name] = r
+        bar = Meter(len(lins), desc=method.name, unit="linear")
+        for i, layer in enumerate(decoder_layers(model)):
+            if i not in by_layer:
+                continue
+            with _resident(layer, i, devices[i], blocks):
+                for name, lin in by_layer[i].items():
+                    r = fns[name](lin.weight.detach().float().cpu(), None)
+                    _set_weight(lin, r.weight)
+                    out[name] = _kept(r, blocks)
+                    bar.update(1)
+        bar.close()
         return out
     if calib is None or len(calib) == 0:
         raise FineQError(f"method {method.name} needs calibration text")
     if method.recon is not None:
         batch = method.recon.batch
-    return _apply_sequential(model, method, calib, lins, batch, fns, store)
+    return _apply_sequential(model, method, calib, by_layer, batch, fns, store, devices, blocks)
+
+
+@contextmanager
+def _resident(layer: Any, i: int, device: Any, blocks: BlockLoader | None) -> Iterator[None]:
+    """Block ``i`` on ``device`` for the body: loaded from the checkpoint (and released after) with ``blocks``,
+    else moved there and back."""
+    import torch
+
+    if blocks is not None:
+        blocks.load(i, device)
+        try:
+            yield
+        finally:
+            blocks.release(i)
+        return
+    home = next((p.device for p in layer.parameters()), torch.device("cpu"))
+    if home != device:
+        layer.to(device)
+    try:
+        yield
+    finally:
+        if home != device:
+            layer.to(home)
+
+
+def _kept(r: QResult, blocks: BlockLoader | None) -> QResult:
+    """What the pass keeps of a result: all of it, or (block by block) its packed matrix only, the float weight as
+    a meta tensor and no cached levels (a whole model's float weights or levels would not fit)."""
+    if blocks is None:
+        return r
+    if r.qmatrix is not None:
+        r.qmatrix.forget_levels()
+    return dataclasses.replace(r, weight=r.weight.to("meta"))
+
+
+def _to(x: Any, device: Any) -> Any:
+    """``x`` (tensors, tuples, lists, dicts of them) on ``device``."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x.to(device)
+    if isinstance(x, (tuple, list)):
+        return type(x)(_to(v, device) for v in x)
+    if isinstance(x, dict):
+        return {k: _to(v, device) for k, v in x.items()}
+    return x
 
 
 def _rule_fn(method: Quantizer, rules: LayerRules, name: str) -> Any:
@@ -97,7 +171,11 @@ def _rule_fn(method: Quantizer, rules: LayerRules, name: str) -> Any:
 
 def _layer_inputs(model: Any, calib: np.ndarray, batch: int) -> tuple[list[Any], list[list[dict[str, Any]]]]:
     """The hidden states entering decoder block 0 for each calibration batch, and for every block its keyword
-    arguments per batch (what the model passes that block: they differ between blocks in some architectures)."""
+    arguments per batch (what the model passes that block: they differ between blocks in some architectures).
+
+    The model's forward runs with every block's own forward replaced by the identity: the arguments a block gets
+    do not depend on the blocks before it, so no block computes here (and blocks on the meta device may be
+    passed)."""
     import torch
 
     layers = decoder_layers(model)
@@ -122,6 +200,8 @@ def _layer_inputs(model: Any, calib: np.ndarray, batch: int) -> tuple[list[Any],
 
     hs = [layer.register_forward_pre_hook(lambda _m, a, k, i=i: hook(i, a, k), with_kwargs=True)
           for i, layer in enumerate(layers)]
+    for layer in layers:
+        layer.forward = _identity
     try:
         with torch.inference_mode():
             for b0 in range(0, len(calib), batch):
@@ -132,7 +212,13 @@ def _layer_inputs(model: Any, calib: np.ndarray, batch: int) -> tuple[list[Any],
     finally:
         for h in hs:
             h.remove()
+        for layer in layers:
+            del layer.forward  # the class's own forward again
     return hidden, kwargs
+
+
+def _identity(*args: Any, **kw: Any) -> Any:
+    return args[0] if args else kw["hidden_states"]
 
 
 def linear_groups(layer: Any, hs: Any, kw: dict[str, Any], lins: dict[str, Any]) -> list[list[str]]:
@@ -164,7 +250,8 @@ def linear_groups(layer: Any, hs: Any, kw: dict[str, Any], lins: dict[str, Any])
     return list(groups.values())
 
 
-def _group_hessians(layer: Any, inputs: list[tuple[Any, dict[str, Any]]], lins: dict[str, Any]) -> dict[str, Any]:
+def _group_hessians(layer: Any, inputs: list[tuple[Any, dict[str, Any]]], lins: dict[str, Any],
+                    device: Any = "cpu") -> dict[str, Any]:
     """Run ``layer`` on every calibration batch and return each linear's ``H = 2 X X^T / n``.
 
     A batch stops as soon as every linear of the group has seen its input: the
@@ -172,7 +259,7 @@ def _group_hessians(layer: Any, inputs: list[tuple[Any, dict[str, Any]]], lins: 
     """
     import torch
 
-    acc = {n: HessianAccumulator(m.in_features) for n, m in lins.items()}
+    acc = {n: HessianAccumulator(m.in_features, device) for n, m in lins.items()}
     fired: set[str] = set()
 
     def hook(n: str, x: Any) -> None:
@@ -193,63 +280,70 @@ def _group_hessians(layer: Any, inputs: list[tuple[Any, dict[str, Any]]], lins: 
     finally:
         for hk in hooks:
             hk.remove()
-    return {n: a.hessian() for n, a in acc.items()}
+    return {n: a.take().cpu() for n, a in acc.items()}
 
 
-def _apply_sequential(model: Any, method: Quantizer, calib: np.ndarray, lins: dict[str, Any],
-                      batch: int, fns: dict[str, Any], store: BlockStore | None = None) -> dict[str, QResult]:
-    import torch
-
+def _apply_sequential(model: Any, method: Quantizer, calib: np.ndarray, by_layer: dict[int, dict[str, Any]],
+                      batch: int, fns: dict[str, Any], store: BlockStore | None, devices: list[Any],
+                      blocks: BlockLoader | None) -> dict[str, QResult]:
     assert method.fn is not None
     layers = decoder_layers(model)
     hidden, block_kwargs = _layer_inputs(model, calib, batch)
-    inputs = [(h, block_kwargs[0][b]) for b, h in enumerate(hidden)]
+    inputs: list[tuple[Any, dict[str, Any]]] = [(h, {}) for h in hidden]
     out: dict[str, QResult] = {}
-    by_layer: dict[int, dict[str, Any]] = {}
-    for name, lin in lins.items():
-        idx = linear_layer_index(name)
-        by_layer.setdefault(idx, {})[name] = lin
     recon = method.recon
     fp_inputs = inputs  # mode recon: the float model's inputs to each block
     for i in progress(range(len(layers)), desc=method.name, unit="layer"):
-        layer = layers[i]
+        layer, dev = layers[i], devices[i]
         mine = by_layer.get(i, {})
-        # this block's own arguments (attention mask, rotary embeddings) with the hidden states carried over
-        inputs = [(h, block_kwargs[i][b]) for b, (h, _) in enumerate(inputs)]
-        fp_inputs = [(h, block_kwargs[i][b]) for b, (h, _) in enumerate(fp_inputs)]
-        if recon is not None:  # the float block's outputs and weights, before it is quantized
-            orig = {n: lin.weight.detach().float().clone() for n, lin in mine.items()}
-            with torch.inference_mode():
-                targets = [block_output(layer(hs, **kw)) for hs, kw in fp_inputs]
-        saved = store.load(i) if store is not None and mine else None
-        if saved is not None and set(saved) == set(mine):  # finished by an earlier run: its levels, not redone
-            for n, r in saved.items():
-                _set_weight(mine[n], r.weight)
-            out.update(saved)
-            if recon is not None:
-                fp_inputs = [(t, kw) for t, (_hs, kw) in zip(targets, fp_inputs, strict=True)]
-            with torch.inference_mode():
-                inputs = [(block_output(layer(hs, **kw)), kw) for hs, kw in inputs]
-            continue
-        done: dict[str, QResult] = {}
+        # this block's own arguments (attention mask, rotary embeddings) with the hidden states carried over, on
+        # the block's device
+        inputs = [(h.to(dev), _to(block_kwargs[i][b], dev)) for b, (h, _) in enumerate(inputs)]
+        fp_inputs = [(h.to(dev), _to(block_kwargs[i][b], dev)) for b, (h, _) in enumerate(fp_inputs)]
+        with _resident(layer, i, dev, blocks):
+            inputs, fp_inputs, done = _block(layer, i, mine, inputs, fp_inputs, fns, store, recon, blocks)
+        out.update({n: _kept(r, blocks) for n, r in done.items()})
+    return out
+
+
+def _block(layer: Any, i: int, mine: dict[str, Any], inputs: list[tuple[Any, dict[str, Any]]],
+           fp_inputs: list[tuple[Any, dict[str, Any]]], fns: dict[str, Any], store: BlockStore | None,
+           recon: Any, blocks: BlockLoader | None) -> tuple[list[tuple[Any, dict[str, Any]]],
+                                                           list[tuple[Any, dict[str, Any]]], dict[str, QResult]]:
+    """Quantize block ``i`` (resident on its device); returns the next block's inputs (quantized model's, float
+    model's) and the block's results."""
+    import torch
+
+    if recon is not None:  # the float block's outputs and weights, before it is quantized
+        orig = {n: lin.weight.detach().float().clone() for n, lin in mine.items()}
+        with torch.inference_mode():
+            targets = [block_output(layer(hs, **kw)) for hs, kw in fp_inputs]
+    saved = store.load(i) if store is not None and mine else None
+    if saved is not None and set(saved) == set(mine):  # finished by an earlier run: its levels, not redone
+        done = saved
+        for n, r in saved.items():
+            _set_weight(mine[n], r.weight)
+    else:
+        done = {}
         for names in linear_groups(layer, *inputs[0], mine) if mine else []:
-            hess = _group_hessians(layer, inputs, {n: mine[n] for n in names})
+            hess = _group_hessians(layer, inputs, {n: mine[n] for n in names}, inputs[0][0].device)
             for n in names:
-                r = fns[n](mine[n].weight.detach().float(), hess[n])
+                r = fns[n](mine[n].weight.detach().float().cpu(), hess[n])
                 _set_weight(mine[n], r.weight)
-                done[n] = r
-        if recon is not None:
-            if done:
-                done = reconstruct_block(layer, done, mine, orig, inputs, targets, recon)
-                for n, r in done.items():
-                    _set_weight(mine[n], r.weight)
-            fp_inputs = [(t, kw) for t, (_hs, kw) in zip(targets, fp_inputs, strict=True)]
-        out.update(done)
+                done[n] = r if recon is not None else _kept(r, blocks)  # recon still needs the float weight
+        if recon is not None and done:
+            done = reconstruct_block(layer, done, mine, orig, inputs, targets, recon)
+            for n, r in done.items():
+                _set_weight(mine[n], r.weight)
         if store is not None and done:
             store.save(i, done)
-        with torch.inference_mode():
-            inputs = [(block_output(layer(hs, **kw)), kw) for hs, kw in inputs]
-    return out
+    if store is not None and blocks is not None and done:  # a big model: its finished blocks stay on disk
+        done = store.mapped(i, done)
+    if recon is not None:
+        fp_inputs = [(t, kw) for t, (_hs, kw) in zip(targets, fp_inputs, strict=True)]
+    with torch.inference_mode():
+        inputs = [(block_output(layer(hs, **kw)), kw) for hs, kw in inputs]
+    return inputs, fp_inputs, done
 
 
 def bits_per_weight(results: dict[str, QResult], model: Any) -> float:
@@ -261,7 +355,8 @@ def bits_per_weight(results: dict[str, QResult], model: Any) -> float:
 
 
 def timed_apply(model: Any, method: Quantizer, calib: np.ndarray | None, skip: tuple[str, ...] = (),
-                rules: LayerRules = NO_RULES, store: BlockStore | None = None) -> tuple[dict[str, QResult], float]:
+                rules: LayerRules = NO_RULES, store: BlockStore | None = None, device: Any = "cpu",
+                blocks: BlockLoader | None = None) -> tuple[dict[str, QResult], float]:
     t0 = time.perf_counter()
-    res = apply(model, method, calib, skip, rules=rules, store=store)
+    res = apply(model, method, calib, skip, rules=rules, store=store, device=device, blocks=blocks)
     return res, time.perf_counter() - t0

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from fineq.errors import FineQError, FormatError
+from fineq.format import stlayout
 from fineq.format.qmatrix import QuantizedMatrix
 from fineq.llm.rotate import apply_transform
 from fineq.llm.rotate import parse as parse_transform
@@ -82,8 +83,8 @@ def _canonical_header(path: Path) -> None:
     """Rewrite the safetensors header in place with its metadata keys sorted (the library writes them in hash
     order), same length (padded with spaces, as the format allows): equal models give equal bytes."""
     with open(path, "r+b") as f:
-        n = int.from_bytes(f.read(8), "little")
-        head = json.loads(f.read(n))
+        head, start = stlayout.read_header(f)
+        n = start - 8
         head["__metadata__"] = dict(sorted(head.get("__metadata__", {}).items()))
         text = json.dumps(head, separators=(",", ":")).encode()
         if len(text) > n:  # cannot happen (the same content, compact); keep the library's header then

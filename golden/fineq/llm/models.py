@@ -24,6 +24,7 @@ import importlib.util
 import os
 import pickle
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class LoadedModel:
     name: str
     path: str
     reference: str  # what "full precision" means for this model
+    blocks: Any = None  # a fineq.llm.stream.BlockLoader when the decoder blocks are loaded one at a time
 
 
 def demo_model_path() -> Path:
@@ -92,8 +94,13 @@ def _offline() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-def load(spec: str | os.PathLike[str], dtype: str = "float32") -> LoadedModel:
-    """Load model and tokenizer from ``spec`` (see the module docstring); eval mode, CPU, float32."""
+def load(spec: str | os.PathLike[str], dtype: str = "float32",
+         build: Callable[[Path], tuple[Any, Any] | None] | None = None) -> LoadedModel:
+    """Load model and tokenizer from ``spec`` (see the module docstring); eval mode, CPU, float32.
+
+    ``build``: for a model folder, called first with its path; it returns ``(model, blocks)``, the model built
+    another way and the loader of its blocks (:func:`fineq.llm.stream.load_streamed`), or None to load the
+    whole model as usual."""
     path = resolve(spec)
     _offline()
     try:
@@ -116,8 +123,9 @@ def load(spec: str | os.PathLike[str], dtype: str = "float32") -> LoadedModel:
 
     # trust_remote_code stays off: no code from a model folder runs; torch.load is weights_only (its default)
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), trust_remote_code=False,
-                                                     **kw)
+        built = build(path) if build is not None and path.is_dir() else None
+        model = built[0] if built else AutoModelForCausalLM.from_pretrained(
+            folder, dtype=getattr(torch, dtype), trust_remote_code=False, **kw)
     except pickle.UnpicklingError as e:
         raise FineQError(f"model {path}: its weights are {PICKLE_REFUSED}") from e
     except (OSError, ValueError, KeyError, RuntimeError, ImportError) as e:
@@ -136,7 +144,7 @@ def load(spec: str | os.PathLike[str], dtype: str = "float32") -> LoadedModel:
         reference = f"{path.name} weights as stored"
     if not decoder_linears(model):
         raise FineQError(f"model {path}: its decoder blocks hold no nn.Linear")
-    return LoadedModel(model, tok, name, str(path), reference)
+    return LoadedModel(model, tok, name, str(path), reference, built[1] if built else None)
 
 
 def decoder_linears(model: Any) -> dict[str, Any]:

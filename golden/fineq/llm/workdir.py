@@ -17,6 +17,7 @@ stopped command kept (:func:`fineq.outputs.keep_note`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -26,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from fineq.errors import FormatError
+from fineq.format import stlayout
 from fineq.format.qmatrix import QuantizedMatrix
 from fineq.outputs import atomic_path, keep_note, write_text_atomic
 from fineq.quant.result import QResult
@@ -113,6 +116,23 @@ class BlockStore(_Folder):
             _log(f"work folder record {p} is damaged ({type(e).__name__}: {e}); quantizing that block again")
             p.unlink(missing_ok=True)
             return None
+
+    def mapped(self, i: int, results: dict[str, QResult]) -> dict[str, QResult]:
+        """``results`` of block ``i`` with their packed matrices replaced by memory maps of its record, equal to
+        them (a block-by-block pass keeps a big model's finished blocks on disk, read when the output is written);
+        the record must not change while they are in use."""
+        p = self.folder / f"block-{i:05d}.safetensors"
+        out = {}
+        for n, r in results.items():
+            q = r.qmatrix
+            if q is None:
+                out[n] = r
+                continue
+            a = stlayout.map_array(p, f"{n}.packed", np.uint8)
+            if a.shape != q.packed.shape:
+                raise FormatError(f"{p}: {n}.packed has shape {a.shape}, not {q.packed.shape}")
+            out[n] = dataclasses.replace(r, qmatrix=QuantizedMatrix(a, q.scales, q.shape, q.mode, copy=False))
+        return out
 
     def save(self, i: int, results: dict[str, QResult]) -> None:
         from safetensors.numpy import save_file

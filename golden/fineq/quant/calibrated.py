@@ -43,7 +43,7 @@ import numpy as np
 from fineq.errors import FineQError
 from fineq.format.codec import BLOCK_WEIGHTS, CLUSTER, LEVEL_MAX, ZEROED
 from fineq.format.pack import n_blocks
-from fineq.quant.gptq import gptq
+from fineq.quant.gptq import ScratchSpent, gptq
 
 CALIBRATED_MODES = ("hdiag", "gptq", "gptq-clip", "gptq-ord")
 CLIP_GRID = tuple(round(1.0 - 0.05 * i, 2) for i in range(9))
@@ -86,19 +86,30 @@ def hessian_from_inputs(x: Any) -> Any:
     return 2.0 * xt.T @ xt / xt.shape[0]
 
 
-def _pad(w: Any, h: Any) -> tuple[Any, Any]:
-    """Zero-pad K to whole blocks; padded inputs are dead (H row/column 0)."""
+def _pad(w: Any) -> Any:
+    """``w`` zero-padded to whole blocks of K."""
     import torch
 
     m, k = w.shape
     kp = n_blocks(k) * BLOCK_WEIGHTS
     if kp == k:
-        return w, h
+        return w
     wp = torch.zeros((m, kp), dtype=w.dtype)
     wp[:, :k] = w
-    hp = torch.zeros((kp, kp), dtype=h.dtype)
-    hp[:k, :k] = h
-    return wp, hp
+    return wp
+
+
+def _padded_gather(h: Any, perm: Any) -> Any:
+    """``H`` zero-padded to ``len(perm)`` inputs and permuted (``Hp[perm][:, perm]``), in one gather: no padded
+    copy and no ``[K, K]`` intermediate."""
+    k = h.shape[0]
+    src = perm.clamp(max=k - 1)  # a padded input reads any entry, then is zeroed
+    out = h[src[:, None], src[None, :]]
+    pad = perm >= k
+    if bool(pad.any()):
+        out[pad, :] = 0
+        out[:, pad] = 0
+    return out
 
 
 def _pair_levels(w: Any, s: Any, weight: Any) -> tuple[Any, Any, Any]:
@@ -118,10 +129,18 @@ def _pair_levels(w: Any, s: Any, weight: Any) -> tuple[Any, Any, Any]:
     return lv, err
 
 
+#: rows per call of :func:`_pair_levels` (its [4, rows, Kp] float32 temporaries: 46 MB each at Kp = 5632)
+RTN_ROWS = 512
+
+
 def _best_rtn(w: Any, s: Any, weight: Any) -> tuple[Any, Any, Any]:
-    """Per pair, the code with the least weighted error (ties: lowest). Returns levels, codes, row errors."""
+    """Per pair, the code with the least weighted error (ties: lowest). Returns levels, codes, row errors.
+    Rows are independent: they go ``RTN_ROWS`` at a time."""
     import torch
 
+    if w.shape[0] > RTN_ROWS:
+        parts = [_best_rtn(w[i : i + RTN_ROWS], s[i : i + RTN_ROWS], weight) for i in range(0, w.shape[0], RTN_ROWS)]
+        return tuple(torch.cat(t) for t in zip(*parts, strict=True))  # type: ignore[return-value]
     lv, err = _pair_levels(w, s, weight)
     codes = torch.zeros(err.shape[1:], dtype=torch.int64)
     best = err[0].clone()
@@ -177,9 +196,14 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any,
     wn = as_float_matrix(w)
     m, k = wn.shape
     h = as_hessian(hessian, k)
-    wt, ht = _pad(torch.from_numpy(np.ascontiguousarray(wn)), h)
+    order = mode == "gptq-ord"
+    wt = _pad(torch.from_numpy(np.ascontiguousarray(wn)))
     kp = wt.shape[1]
-    weight = torch.diagonal(ht).to(torch.float32).clone()
+    # H padded to whole blocks (padded inputs are dead: row and column 0); gptq-ord pads and permutes it in one
+    # gather below, with no padded copy beside it (K = 5632: 254 MB each)
+    ht = h if kp == k or order else _padded_gather(h, torch.arange(kp))
+    weight = torch.zeros(kp, dtype=torch.float32)
+    weight[:k] = torch.diagonal(h)
     s16 = _scales(wt, weight, clip=mode != "gptq")
     from fineq.quant.rules import warn_flushed_rows
 
@@ -191,12 +215,13 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any,
             raise FineQError("mode hdiag takes no magnitude caps (the GPTQ modes do)")
         levels, codes, _ = _best_rtn(wt, s, weight)
         return levels[:, :k].to(torch.int8).numpy(), codes.to(torch.uint8).numpy(), s16
-    order = mode == "gptq-ord"
     perm = None
     if order:
-        pairs = torch.argsort(torch.diagonal(ht).reshape(-1, 6).sum(dim=1), descending=True, stable=True)
+        diag = torch.zeros(kp, dtype=h.dtype)
+        diag[:k] = torch.diagonal(h)
+        pairs = torch.argsort(diag.reshape(-1, 6).sum(dim=1), descending=True, stable=True)
         perm = (pairs[:, None] * 6 + torch.arange(6)[None, :]).reshape(-1)
-        wt, ht = wt[:, perm], ht[perm][:, perm]
+        wt, ht = wt[:, perm], _padded_gather(h, perm)
         cap = None if cap is None else cap[:, perm]
     levels = torch.zeros((m, kp), dtype=torch.int8)
     codes = torch.zeros((m, kp // 6), dtype=torch.uint8)
@@ -226,7 +251,11 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any,
         codes[:, col0 // 6] = best.to(torch.uint8)
         return lvb * s[:, None], e[best, rows]
 
-    gptq(wt, ht, unit, unit=6, blocksize=120)
+    try:  # gptq-ord's ht is its own permuted copy: gptq consumes it
+        gptq(wt, ht, unit, unit=6, blocksize=120, own_h=order)
+    except ScratchSpent:  # it needed extra damping: again with a copy gptq does not consume
+        del ht
+        gptq(wt, _padded_gather(h, perm), unit, unit=6, blocksize=120)
     if perm is not None:
         inv_perm = torch.argsort(perm)
         levels = levels[:, inv_perm]

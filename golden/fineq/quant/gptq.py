@@ -38,10 +38,10 @@ UnitQuant = Callable[[Any, Any, int], tuple[Any, Any]]
 class HessianAccumulator:
     """Running ``H = 2/n * sum x x^T`` over calibration rows ``x`` (float64), as GPTQ's ``add_batch``."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, device: Any = "cpu") -> None:
         import torch
 
-        self.sum = torch.zeros((k, k), dtype=torch.float64)
+        self.sum = torch.zeros((k, k), dtype=torch.float64, device=device)
         self.n = 0
 
     def add(self, x: Any) -> None:
@@ -54,26 +54,58 @@ class HessianAccumulator:
             raise FineQError("no calibration rows reached this layer")
         return self.sum * (2.0 / self.n)
 
+    def take(self) -> Any:
+        """:meth:`hessian` made in the running sum's own memory (the same values, no second ``[K, K]``); the
+        accumulator is done after it."""
+        if self.n == 0:
+            raise FineQError("no calibration rows reached this layer")
+        h, self.sum = self.sum.mul_(2.0 / self.n), None
+        return h
 
-def inverse_cholesky(h: Any, percdamp: float = 0.01) -> tuple[Any, Any]:
-    """``(U, dead)``: upper Cholesky factor of the damped ``H^-1`` (float32) and the mask of dead inputs."""
+
+class ScratchSpent(FineQError):
+    """An owned Hessian (``own=True``) needed extra damping after it was factored in place: it is spent, and the
+    caller calls again with a fresh copy and ``own=False``."""
+
+
+def inverse_cholesky(h: Any, percdamp: float = 0.01, own: bool = False) -> tuple[Any, Any]:
+    """``(U, dead)``: upper Cholesky factor of the damped ``H^-1`` (float32) and the mask of dead inputs.
+
+    ``own``: ``h`` (float64) is the caller's scratch copy. It is damped and factored in place and its memory is
+    released when ``U`` is made (``h`` is left an empty tensor), so one ``[K, K]`` float64 is needed instead of
+    two (K = 5632: 254 MB each). The factors are the same bits as with ``own=False``. If ``h`` needs extra
+    damping (numerically indefinite) it is spent by the first try: :class:`ScratchSpent`.
+    """
     import torch
 
-    h = h.to(torch.float64).clone()
+    own = own and h.dtype == torch.float64
+    h = h if own else h.to(torch.float64).clone()
     dead = torch.diag(h) == 0
     h[dead, dead] = 1.0
     damp = percdamp * torch.mean(torch.diag(h))
     h.diagonal().add_(damp)
-    for _ in range(6):  # extra damping if H is numerically indefinite
-        chol, info = torch.linalg.cholesky_ex(h)
-        if int(info) == 0:
-            break
-        h.diagonal().add_(damp)
+    if own:
+        # LAPACK works in place on a column-major matrix; a symmetric H's transpose is H (the same bits) and is
+        # one, with no temporary. Else torch factors a column-major copy and writes it back.
+        chol = h.mT if torch.equal(h, h.mT) else h
+        _, info = torch.linalg.cholesky_ex(chol, out=(chol, torch.empty((), dtype=torch.int32)))
+        if int(info) != 0:
+            raise ScratchSpent("the calibration Hessian needs extra damping: factor a fresh copy")
     else:
-        raise FineQError("the calibration Hessian is not positive definite even with extra damping")
-    hinv = torch.cholesky_inverse(chol)
-    u = torch.linalg.cholesky(hinv, upper=True)
-    return u.to(torch.float32), dead
+        for _ in range(6):  # extra damping if H is numerically indefinite
+            chol, info = torch.linalg.cholesky_ex(h)
+            if int(info) == 0:
+                break
+            h.diagonal().add_(damp)
+        else:
+            raise FineQError("the calibration Hessian is not positive definite even with extra damping")
+        del h
+    torch.cholesky_inverse(chol, out=chol)  # H^-1, over the factor (column-major: in place)
+    torch.linalg.cholesky(chol, upper=True, out=chol)  # U, over H^-1
+    u = chol.to(torch.float32, memory_format=torch.contiguous_format)
+    if own:
+        h.set_()  # the caller's scratch released now, not when its last reference goes
+    return u, dead
 
 
 def scalar_unit(quant: Callable[[Any, int], Any]) -> UnitQuant:
@@ -87,12 +119,13 @@ def scalar_unit(quant: Callable[[Any, int], Any]) -> UnitQuant:
 
 
 def gptq(w: Any, h: Any, unit_quant: UnitQuant, unit: int = 1, blocksize: int = 128, percdamp: float = 0.01,
-         ncols: int | None = None) -> tuple[Any, Any]:
+         ncols: int | None = None, own_h: bool = False) -> tuple[Any, Any]:
     """Quantize the first ``ncols`` (default all) columns of ``w`` with error feedback.
 
     Returns ``(Q, W')``: ``Q [M, ncols]`` the quantized columns and ``W' [M, K]``
     the weights after every update (columns past ``ncols`` keep their
-    compensated values: OWQ keeps those in float16).
+    compensated values: OWQ keeps those in float16). ``own_h``: ``h`` is a float64 scratch copy the caller
+    no longer needs; it is consumed (see :func:`inverse_cholesky`, which may raise :class:`ScratchSpent`).
     """
     import torch
 
@@ -101,7 +134,7 @@ def gptq(w: Any, h: Any, unit_quant: UnitQuant, unit: int = 1, blocksize: int = 
     ncols = k if ncols is None else ncols
     if blocksize % unit or ncols % unit:
         raise FineQError(f"blocksize {blocksize} and columns {ncols} must be multiples of the unit {unit}")
-    u, dead = inverse_cholesky(h, percdamp)
+    u, dead = inverse_cholesky(h, percdamp, own=own_h)
     w[:, dead] = 0
     q = torch.zeros((m, ncols), dtype=torch.float32)
     for i1 in range(0, ncols, blocksize):
