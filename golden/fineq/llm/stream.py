@@ -8,8 +8,8 @@ weights on the compute device (:meth:`BlockLoader.load`, read through safetensor
 float32 as :func:`fineq.llm.models.load` does) and sends them back to the meta device when the block is done
 (:meth:`BlockLoader.release`), so resident memory holds the non-block weights, one block and the calibration
 activations, not the whole model. With ``head=False`` (``quantize-model``) an untied ``lm_head`` is not read
-(the calibrated pass stops before it) and a plain ``nn.Embedding`` stays memory-mapped in the checkpoint's dtype (its float32
-output is then exactly the float32 model's). :func:`fineq.llm.apply.apply` drives it (``blocks=``).
+(the calibrated pass stops before it) and a plain ``nn.Embedding`` stays memory-mapped in the checkpoint's dtype
+(its float32 output is then exactly the float32 model's). :func:`fineq.llm.apply.apply` drives it (``blocks=``).
 
 Streaming needs a Hugging Face folder whose safetensors (one file, or shards with
 ``model.safetensors.index.json``) hold every parameter under the model's own names; anything else (a GGUF file,

@@ -202,8 +202,9 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any,
     # H padded to whole blocks (padded inputs are dead: row and column 0); gptq-ord pads and permutes it in one
     # gather below, with no padded copy beside it (K = 5632: 254 MB each)
     ht = h if kp == k or order else _padded_gather(h, torch.arange(kp))
-    weight = torch.zeros(kp, dtype=torch.float32)
-    weight[:k] = torch.diagonal(h)
+    diag = torch.zeros(kp, dtype=h.dtype)  # of the padded H
+    diag[:k] = torch.diagonal(h)
+    weight = diag.to(torch.float32)
     s16 = _scales(wt, weight, clip=mode != "gptq")
     from fineq.quant.rules import warn_flushed_rows
 
@@ -217,8 +218,6 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any,
         return levels[:, :k].to(torch.int8).numpy(), codes.to(torch.uint8).numpy(), s16
     perm = None
     if order:
-        diag = torch.zeros(kp, dtype=h.dtype)
-        diag[:k] = torch.diagonal(h)
         pairs = torch.argsort(diag.reshape(-1, 6).sum(dim=1), descending=True, stable=True)
         perm = (pairs[:, None] * 6 + torch.arange(6)[None, :]).reshape(-1)
         wt, ht = wt[:, perm], _padded_gather(h, perm)
