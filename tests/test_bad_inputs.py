@@ -50,6 +50,8 @@ def work(tmp_path, monkeypatch):
     fields = dict(np.load("Q.fineq.npz", allow_pickle=False))
     np.savez("strver.fineq.npz", **{**fields, "format_version": np.array("1")})
     np.savez("ver99.fineq.npz", **{**fields, "format_version": np.int64(99)})
+    np.savez("v2nogroup.fineq.npz", **{**fields, "format_version": np.int64(2)})
+    np.savez("groupshape.fineq.npz", **{**fields, "format_version": np.int64(2), "group": np.int64(8)})
     Path("Y.npy").write_bytes(b"keep me")
     Path("bad.json").write_text("{not json")
     Path("dir").mkdir()
@@ -111,6 +113,11 @@ def _tampered_files(q) -> None:
         ("mmode", t, {**meta, "mode": "bogus"}),
         ("mtransform", t, {**meta, "format_version": "2", "transform": "twist"}),
         ("mversion", t, {**meta, "format_version": "2"}),
+        ("mgroupjson", t, {**meta, "format_version": "3", "linear_groups": "{oops"}),
+        ("mgroupzero", t, {**meta, "format_version": "3", "linear_groups": json.dumps({lin: 0})}),
+        ("mgroupstray", t, {**meta, "format_version": "3", "linear_groups": json.dumps({"nope": 8})}),
+        ("mgroupshape", t, {**meta, "format_version": "3", "linear_groups": json.dumps({lin: 8})}),
+        ("mgroupver", t, {**meta, "format_version": "3"}),
     ]:
         save_file(tensors, f"{name}.fineq.safetensors", metadata=md)
     raw = Path("mgood.fineq.safetensors").read_bytes()
@@ -150,6 +157,15 @@ CASES = [
     (["info", "strver.fineq.npz"], "format_version must be an integer"),
     (["info", "trunc.fineq.npz"], "truncated or corrupt"),
     (["info", "ver99.fineq.npz"], "version 99 is not supported"),
+    (["info", "v2nogroup.fineq.npz"], "format version 2 and the group key disagree"),
+    (["info", "groupshape.fineq.npz"], "scales must be float16 [8, 6]"),
+    (["quantize", "W.npy", "-o", "o.fineq.npz", "--group", "0"], "group must be a positive whole number"),
+    (["quantize", "W.npy", "-o", "o.fineq.npz", "--group", "8"], "group scales are built for modes gptq-ord"),
+    (["quantize-model", "--model", "smollm2", "-o", "m3.fineq.safetensors", "--mode", "paper", "--group", "128"],
+     "group scales are built for modes gptq-ord, recon, not 'paper'"),
+    (["eval", "--model", "smollm2", "--methods", "fineq-gptq-ord-gx"], "the group after '-g' must be a whole"),
+    (["eval", "--model", "smollm2", "--backend", "icarus", "--methods", "fineq-recon-g64"],
+     "group scales are costed, not built in the RTL"),
     # gemm
     (["gemm", "W.npy", "X.npy"], "NumPy .npy array"),
     (["gemm", "Q.fineq.npz", "Xf.npy"], "must be int8"),
@@ -232,6 +248,11 @@ CASES = [
     (["perf", "--weights", "mmode.fineq.safetensors"], "mode 'bogus' is not a FineQ mode"),
     (["perf", "--weights", "mtransform.fineq.safetensors"], "unknown model transform 'twist'"),
     (["perf", "--weights", "mversion.fineq.safetensors"], "transform metadata disagree"),
+    (["perf", "--weights", "mgroupjson.fineq.safetensors"], "linear_groups is not JSON"),
+    (["perf", "--weights", "mgroupzero.fineq.safetensors"], "linear_groups must map linear names to positive"),
+    (["perf", "--weights", "mgroupstray.fineq.safetensors"], "linear_groups names nope"),
+    (["perf", "--weights", "mgroupshape.fineq.safetensors"], "scales must be float16 [8, 6]"),
+    (["perf", "--weights", "mgroupver.fineq.safetensors"], "linear_groups metadata disagree"),
     (["perf", "--weights", "mtrunc.fineq.safetensors"], "truncated or corrupt"),
     (["perf", "--weights", "evil.bin"], "a pickle that would need code to load; refused"),
     (["pareto", "--eval", "badeval.json", "--out", "p"], "badeval.json is not a fineq eval JSON"),

@@ -132,6 +132,30 @@ def test_group_scales_are_costed(files):
     assert pareto.group_scale_pj(p, ROWS, 3) == pytest.approx(pe8 * 17 * 16 / 64)
 
 
+def test_fineq_group_scales_are_costed_like_the_mac_arrays(tmp_path, files):
+    """A FineQ mode with group scales (the variant outside the spec) pays the same scale multiply per output,
+    group and token as a 3-bit MAC grid with groups, and its scales' bytes; its cycles are the per-row mode's."""
+    doc = _eval()
+    for r in list(doc["results"]):
+        if r["method"] == "fineq-gptq-ord":
+            doc["results"].append({**r, "method": "fineq-gptq-ord-g128", "group": 128, "bits": 2.48})
+    e = tmp_path / "g.json"
+    e.write_text(json.dumps(doc))
+    p = pareto.load_power(files[1])
+    out = pareto.build(pareto.load_eval(e), p, [])
+    row, grp = (_point(out, n)["by_seq"]["256"] for n in ("FineQ gptq-ord", "FineQ gptq-ord-g128"))
+    ops = 256 * (2 * 128 * 2 + 64 * 2)
+    assert grp["cycles"] == row["cycles"] and row["group_scale_j"] == 0
+    assert grp["group_scale_j"] == pytest.approx(ops * pareto.group_scale_pj(p, ROWS, 3) * 1e-12)
+    assert grp["compute_j"] == pytest.approx(row["compute_j"] + grp["group_scale_j"])
+    assert grp["memory_j"] > row["memory_j"]
+    assert memory.fineq_weight_bytes(128, 192, 128) - memory.fineq_weight_bytes(128, 192) == 2 * 128 * (2 - 1)
+    fed_row, fed_grp = (_point(out, f"MAC 3b on FineQ {n} weights")["by_seq"]["256"]
+                        for n in ("gptq-ord", "gptq-ord-g128"))
+    assert fed_grp["group_scale_j"] == pytest.approx(grp["group_scale_j"]) and fed_row["group_scale_j"] == 0
+    assert fed_grp["memory_j"] == pytest.approx(grp["memory_j"]) and fed_grp["memory_j"] > fed_row["memory_j"]
+
+
 def test_front_and_equal_accuracy(files):
     doc = _doc(files)
     w = "tiny layers"

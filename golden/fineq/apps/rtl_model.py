@@ -149,6 +149,10 @@ class RtlEval:
         missing = [n for n, r in results.items() if r.qmatrix is None]
         if missing:
             raise FineQError(f"{method}: --backend {self.backend} runs FineQ levels; {missing[0]} has none")
+        grouped = [n for n, r in results.items() if r.qmatrix.group is not None]
+        if grouped:
+            raise FineQError(f"{method}: --backend {self.backend} runs the spec's per-row scales; {grouped[0]} has "
+                             "group scales (costed, not built in the RTL)")
         fp = window_key(self.model_name, results, windows, self.cfg, self.backend)
         folder = self.work / f"{re.sub(r'[^A-Za-z0-9_.@+-]', '_', method)}-seq{seq}-{fp[:16]}"
         paths = [folder / f"window-{i:05d}.json" for i in range(windows.shape[0])]

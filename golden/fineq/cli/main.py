@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MATRIX_MODES, default="paper",
                    help="paper (default), search, or a calibrated mode (needs --calib)")
     p.add_argument("--calib", help="float [n, K] .npy: the layer's calibration inputs (calibrated modes)")
+    p.add_argument("--group", type=int, help="a float16 scale per GROUP weights of a row instead of per row "
+                   "(mode gptq-ord; a format variant outside the spec, docs/format.md)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(fn=cmd_quantize)
 
@@ -125,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="paper", help=f"FineQ mode: {', '.join(FINEQ_MODES)} (default "
                    "paper; the calibrated ones read --calib-text)")
     p.add_argument("--skip", action="append", help="regular expression of linear names to leave unquantized")
+    p.add_argument("--group", type=int, help="a float16 scale per GROUP weights of a row instead of per row "
+                   "(modes gptq-ord and recon; a format variant outside the spec, docs/format.md)")
     rule_options(p)
     p.add_argument("--transform", help="transform the model first: fold (RMSNorm gains into the linears) or "
                    "rotate[:SEED] (fold, then the residual stream rotated, QuaRot's R1); stored in the file")

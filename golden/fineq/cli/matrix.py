@@ -35,7 +35,7 @@ def cmd_quantize(a: argparse.Namespace) -> int:
         h = hessian_from_inputs(x)
     elif a.calib:
         raise FineQError(f"mode {a.mode} uses no --calib (calibrated modes: {', '.join(NEEDS_HESSIAN)})")
-    q = quantize(w, a.mode, hessian=h)
+    q = quantize(w, a.mode, hessian=h, group=a.group)
     save(q, out)
     d = info_dict(q)
     err = float(np.sqrt(np.mean((q.dequantize() - w.astype(np.float32)) ** 2)))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fineq.cli.options import check_engine_options, rules_of
 from fineq.errors import FineQError
-from fineq.quant.registry import QUANTIZERS
+from fineq.quant.registry import QUANTIZERS, get
 
 
 def _texts_exist(*paths: str | None) -> None:
@@ -49,6 +49,9 @@ def cmd_eval(a: argparse.Namespace) -> int:
         raise FineQError("--cluster needs --backend verilator or icarus")
     names = parse_methods(a.methods if a.methods or not rtl else ("" if a.quantized else "fineq-paper"),
                           allow_none=bool(a.quantized))
+    if rtl and (gm := [n for n in names if get(n).group is not None]):
+        raise FineQError(f"{gm[0]}: --backend {a.backend} runs the spec's per-row scales; group scales are costed, "
+                         "not built in the RTL")
     check_engine_options(a)
     rules = rules_of(a)
     _texts_exist(a.text, a.calib_text)
@@ -105,11 +108,11 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
     from fineq.llm.stream import load_streamed, resolve_device
     from fineq.llm.workdir import BlockStore, fingerprint
     from fineq.outputs import check_output
-    from fineq.quant.registry import for_mode
+    from fineq.quant.registry import for_mode, grouped
 
     out = Path(a.output)
     check_output(out, force=a.force, inputs=[a.text] if a.text else [])
-    m = for_mode(a.mode)
+    m = for_mode(a.mode) if a.group is None else grouped(f"fineq-{a.mode}", a.group)
     rules = rules_of(a)
     if a.transform is not None:
         m = dataclasses.replace(m, transform=parse_transform_spec(a.transform))
@@ -128,8 +131,10 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
         print(f"calibration: {calib.shape[0]} x {calib.shape[1]} tokens of {desc}", file=sys.stderr)
     store = None
     if calib is not None:  # the calibrated pass keeps finished blocks beside the output (resumed by the same command)
-        store = BlockStore(Path(f"{out}.work"), fingerprint("quantize-model", lm.path, a.mode, m.transform, rules.rules,
-                                                            tuple(a.skip or ()), calib), f"{a.mode} for {out}")
+        grp = (m.group,) if m.group else ()  # per-row runs keep their keys
+        store = BlockStore(Path(f"{out}.work"), fingerprint("quantize-model", lm.path, a.mode, *grp, m.transform,
+                                                            rules.rules, tuple(a.skip or ()), calib),
+                           f"{a.mode} for {out}")
         if store.done:
             print(f"resuming: {store.done} finished block(s) in {store.folder}", file=sys.stderr)
     res, sec = timed_apply(lm.model, m, calib, tuple(a.skip or ()), rules, store, device, lm.blocks)

@@ -50,6 +50,15 @@ def gemm(q: QuantizedMatrix, x: Any) -> np.ndarray:
     return int_gemm(q.levels(), x)
 
 
+def group_gemm(q: QuantizedMatrix, x: Any) -> np.ndarray:
+    """Every scale's integer partial sum, ``Y_g = V[:, g] @ X[g]`` over the columns ``g`` of each scale (one for a
+    per-row matrix, one per group with group scales), exactly: int64 ``[G, M, N]``. What accumulators with a
+    scale per group would hold before the scales are applied (docs/format.md "Group scales")."""
+    x = check_activations(q, x)
+    lv = q.levels()
+    return np.stack([int_gemm(lv[:, g], x[g]) for g in q.group_slices()])
+
+
 def int_gemm(levels: Any, x: Any) -> np.ndarray:
     """``Y = V @ X`` exactly for integer levels ``V [M, K]`` of any width (the MAC array's ``W_W``-bit weights) and
     int8 ``X [K, N]``: int64 ``[M, N]``. Float64 BLAS while every partial sum is exact (``max|V| * 128 * K <

@@ -6,12 +6,16 @@ Layout (a NumPy ``.npz`` archive, read with ``allow_pickle=False``):
 key                dtype / shape   meaning
 =================  ==============  ===========================================
 ``magic``          uint8 [8]       ASCII ``FINEQNPZ``
-``format_version`` int64 []        1
+``format_version`` int64 []        1 (per-row scales) or 2 (group scales)
 ``shape``          int64 [2]       ``(M, K)``
 ``packed``         uint8 [M, 7nb]  blocks (spec section 6)
-``scales``         float16 [M]     row scales
+``scales``         float16 [M]     row scales (version 2: ``[M, ceil(K/group)]``)
 ``mode``           str []          quantizer mode (informational)
+``group``          int64 []        version 2 only: weights per group scale
 =================  ==============  ===========================================
+
+A matrix with group scales (the variant outside the spec, docs/format.md) is written as version 2, so that a
+reader of version 1 refuses it instead of misreading its scales.
 
 The zip CRC catches corrupted members; a truncated file, a foreign archive,
 a missing key or an unknown version raises :class:`fineq.FormatError`.
@@ -31,6 +35,7 @@ from fineq.format.qmatrix import QuantizedMatrix
 
 MAGIC = b"FINEQNPZ"
 FORMAT_VERSION = 1
+FORMAT_VERSION_GROUP = 2  # files with group scales
 _KEYS = ("magic", "format_version", "shape", "packed", "scales", "mode")
 
 
@@ -43,15 +48,17 @@ def save(q: QuantizedMatrix, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.is_dir():
         raise FineQError(f"output {path} is a directory; give a file name")
+    extra = {} if q.group is None else {"group": np.int64(q.group)}
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(
             fh,
             magic=np.frombuffer(MAGIC, dtype=np.uint8),
-            format_version=np.int64(FORMAT_VERSION),
+            format_version=np.int64(FORMAT_VERSION if q.group is None else FORMAT_VERSION_GROUP),
             shape=np.array(q.shape, dtype=np.int64),
             packed=q.packed,
             scales=q.scales,
             mode=np.array(q.mode),
+            **extra,
         )
     return path
 
@@ -95,10 +102,17 @@ def load(path: str | os.PathLike[str]) -> QuantizedMatrix:
             if fv.dtype.kind not in "iu" or fv.shape != ():
                 raise FormatError(f"{path}: format_version must be an integer scalar, got {fv.dtype} {fv.shape}")
             version = int(fv)
-            if version != FORMAT_VERSION:
-                raise FormatError(
-                    f"{path}: format version {version} is not supported (this fineq reads {FORMAT_VERSION})"
-                )
+            if version not in (FORMAT_VERSION, FORMAT_VERSION_GROUP):
+                raise FormatError(f"{path}: format version {version} is not supported (this fineq reads "
+                                  f"{FORMAT_VERSION} and {FORMAT_VERSION_GROUP})")
+            group = None
+            if ("group" in z.files) != (version == FORMAT_VERSION_GROUP):
+                raise FormatError(f"{path}: format version {version} and the group key disagree")
+            if "group" in z.files:
+                zg = z["group"]
+                if zg.dtype.kind not in "iu" or zg.shape != ():
+                    raise FormatError(f"{path}: group must be an integer scalar, got {zg.dtype} {zg.shape}")
+                group = int(zg)
             zs = z["shape"]
             if zs.dtype.kind not in "iu":
                 raise FormatError(f"{path}: shape must be integers, got {zs.dtype}")
@@ -106,7 +120,7 @@ def load(path: str | os.PathLike[str]) -> QuantizedMatrix:
             if len(shape) != 2:
                 raise FormatError(f"{path}: shape {shape} is not 2-D")
             try:
-                return QuantizedMatrix(z["packed"], z["scales"], shape, str(z["mode"]))  # type: ignore[arg-type]
+                return QuantizedMatrix(z["packed"], z["scales"], shape, str(z["mode"]), group)  # type: ignore[arg-type]
             except FormatError as e:
                 raise FormatError(f"{path}: {e}") from e
     except FormatError:

@@ -1,5 +1,6 @@
-"""The :class:`QuantizedMatrix` container: the spec's packed blocks and row scales of one matrix. It knows the
-format only; the quantizers (:mod:`fineq.quant`) produce it."""
+"""The :class:`QuantizedMatrix` container: the spec's packed blocks and row scales of one matrix (or, in the
+group-scale variant, one scale per ``group`` consecutive weights of a row: docs/format.md "Group scales"). It
+knows the format only; the quantizers (:mod:`fineq.quant`) produce it."""
 
 from __future__ import annotations
 
@@ -23,15 +24,18 @@ class QuantizedMatrix:
 
     Attributes:
         packed: ``uint8 [M, 7*ceil(K/24)]``, the spec's blocks, row after row.
-        scales: ``float16 [M]``, one scale per output channel (row).
+        scales: ``float16 [M]``, one scale per output channel (row); with ``group``, ``float16 [M, ceil(K/group)]``,
+                one per ``group`` consecutive weights of a row (the last group may be shorter).
         shape:  ``(M, K)`` of the original matrix.
         mode:   quantizer mode that produced it (informational).
+        group:  None (the spec's per-row scale) or the weights per group scale (the variant outside the spec).
     """
 
     packed: np.ndarray
     scales: np.ndarray
     shape: tuple[int, int]
     mode: str = "paper"
+    group: int | None = None
     _levels: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
     copy: InitVar[bool] = True  # False: keep ``packed`` as given, as a read-only view (a memory map of a file)
 
@@ -45,20 +49,25 @@ class QuantizedMatrix:
             raise FormatError(f"shape must be positive, got {self.shape}")
         if p.shape != (m, BLOCK_BYTES * n_blocks(k)):
             raise FormatError(f"packed shape {p.shape} does not match matrix shape {(m, k)}")
+        g = self.group
+        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1):
+            raise FormatError(f"group must be a positive whole number of weights, got {g!r}")
+        want = (m,) if g is None else (m, -(-k // int(g)))
         s = np.array(self.scales, copy=True)
-        if s.dtype != np.float16 or s.shape != (m,):
-            raise FormatError(f"scales must be float16 [{m}], got {s.dtype} {s.shape}")
+        if s.dtype != np.float16 or s.shape != want:
+            raise FormatError(f"scales must be float16 {list(want)}, got {s.dtype} {s.shape}")
         if not np.isfinite(s).all() or (s < 0).any():
             raise FormatError("scales must be finite and non-negative")
         s.flags.writeable = False
         object.__setattr__(self, "scales", s)
         object.__setattr__(self, "shape", (m, k))
+        object.__setattr__(self, "group", None if g is None else int(g))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, QuantizedMatrix):
             return NotImplemented
-        return (self.shape == other.shape and np.array_equal(self.packed, other.packed)
-                and np.array_equal(self.scales, other.scales))
+        return (self.shape == other.shape and self.group == other.group
+                and np.array_equal(self.packed, other.packed) and np.array_equal(self.scales, other.scales))
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -81,15 +90,27 @@ class QuantizedMatrix:
         """Pair codes ``uint8 [M, 4*nb]``."""
         return unpack_codes(self.packed)
 
+    def weight_scales(self) -> np.ndarray:
+        """``float16 [M, K]``: every weight's scale (its row's, or its group's)."""
+        if self.group is None:
+            return np.broadcast_to(self.scales[:, None], self.shape)
+        return np.repeat(self.scales, self.group, axis=1)[:, : self.shape[1]]
+
+    def group_slices(self) -> list[slice]:
+        """The column range of every scale of a row: one slice (the row) or one per group."""
+        k = self.shape[1]
+        g = k if self.group is None else self.group
+        return [slice(c, min(c + g, k)) for c in range(0, k, g)]
+
     def dequantize(self) -> np.ndarray:
-        """``float32 [M, K]``: ``s_m * v[m, k]``."""
-        return self.scales.astype(np.float32)[:, None] * self.levels().astype(np.float32)
+        """``float32 [M, K]``: ``s_m * v[m, k]`` (group scales: ``s_{m, k // group} * v[m, k]``)."""
+        return self.weight_scales().astype(np.float32) * self.levels().astype(np.float32)
 
     @property
     def bits_per_weight(self) -> float:
-        """Storage per original weight: packed bits plus the 16-bit row scale."""
+        """Storage per original weight: packed bits plus the 16-bit scales (one per row, or per group)."""
         m, k = self.shape
-        return (self.packed.size * 8 + 16 * m) / (m * k)
+        return (self.packed.size * 8 + 16 * self.scales.size) / (m * k)
 
     @property
     def n_blocks(self) -> int:
@@ -100,8 +121,10 @@ class QuantizedMatrix:
         return self.n_blocks * BLOCK_WEIGHTS
 
 
-def from_levels(levels: np.ndarray, codes: np.ndarray, scales: np.ndarray | None = None) -> QuantizedMatrix:
-    """Build a QuantizedMatrix from explicit levels ``[M, K]`` and pair codes (for tests and tools)."""
+def from_levels(levels: np.ndarray, codes: np.ndarray, scales: np.ndarray | None = None,
+                group: int | None = None) -> QuantizedMatrix:
+    """Build a QuantizedMatrix from explicit levels ``[M, K]`` and pair codes (for tests and tools); ``scales``
+    ``[M]``, or ``[M, ceil(K/group)]`` with ``group``."""
     lv = np.asarray(levels)
     if lv.ndim != 2:
         raise FineQError(f"levels must be 2-D, got shape {lv.shape}")
@@ -109,5 +132,6 @@ def from_levels(levels: np.ndarray, codes: np.ndarray, scales: np.ndarray | None
     kp = BLOCK_WEIGHTS * n_blocks(k)
     full = np.zeros((m, kp), dtype=np.int8)
     full[:, :k] = lv
-    sc = np.ones(m, dtype=np.float16) if scales is None else np.asarray(scales, dtype=np.float16)
-    return QuantizedMatrix(pack_levels(full, np.asarray(codes, dtype=np.uint8)), sc, (m, k), "explicit")
+    ns = (m,) if group is None else (m, -(-k // group))
+    sc = np.ones(ns, dtype=np.float16) if scales is None else np.asarray(scales, dtype=np.float16)
+    return QuantizedMatrix(pack_levels(full, np.asarray(codes, dtype=np.uint8)), sc, (m, k), "explicit", group)

@@ -128,6 +128,8 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
         log(f"[{name}] {bits:.3f} bits/weight, quantized in {qsec:.1f} s" +
              (f"; {100 * hw['nonzero_levels']:.1f}% non-zero levels, {hw['cycles_per_vector']:.2f} cycles/vector"
               if "nonzero_levels" in hw else "") +
+             (f"; a float16 scale per {hw['group']} weights" + (" (outside the spec)" if "nonzero_levels" in hw else "")
+              if hw.get("group") else "") +
              (f"; {hw['recon_blocks_trained']} of {hw['recon_blocks']} blocks trained, mean block loss "
               f"{hw['recon_loss_start']:.4g} (start) -> {hw['recon_loss']:.4g}" if "recon_blocks" in hw else ""))
         for s, w in wins.items():
@@ -187,6 +189,9 @@ def hardware_side(res: dict[str, QResult]) -> dict[str, Any]:
         for n, lv in zip(res, levels, strict=True):
             by.setdefault(n.rsplit(".", 1)[-1], []).append(lv)
         hw: dict[str, Any] = level_stats(levels)
+        groups = {r.qmatrix.group for r in res.values()} - {None}
+        if groups:  # the variant outside the spec: its scale multiplies are costed by fineq pareto
+            hw["group"] = min(groups)
         for coding, sfx in (("thermometer", ""), ("binary", "_binary")):
             cfg = EngineConfig(coding=coding)
             hw[f"cycles_per_vector{sfx}"] = level_stats(levels, cfg)["cycles_per_vector"]

@@ -5,7 +5,10 @@ each token's input ``x [K]`` (divided first by the linear's per-input-channel
 scale, if its mode stores one) is quantized to int8 with its own absmax scale
 ``s_x = max|x| / 127`` (``q = clip(rint(x / s_x), -127, 127)``), the integer
 product ``V @ q`` is computed exactly by :func:`fineq.gemm` (the function the
-RTL is checked against), and ``y = s_w * s_x * (V @ q)`` (+ bias).
+RTL is checked against), and ``y = s_w * s_x * (V @ q)`` (+ bias). With group
+scales (``s_w [M, G]``, the variant outside the spec) each group's integer
+partial sum is scaled by its own scale: ``y = s_x * sum_g s_w[:, g] * (V_g @ q_g)``
+(:func:`fineq.engine.gemm.group_gemm`; the RTL does not build that path).
 
 Other methods have no integer datapath here; with ``--int8-activations`` they
 get the same activation quantization with their dequantized float weights, so
@@ -20,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from fineq.engine.gemm import gemm
+from fineq.engine.gemm import gemm, group_gemm
 from fineq.format.qmatrix import QuantizedMatrix
 from fineq.quant.result import QResult
 
@@ -65,7 +68,11 @@ def _module() -> Any:
             if self.in_scale is not None:
                 x2 = x2 / self.in_scale
             xq, sx = quantize_tokens(x2)
-            if self.q is not None:
+            if self.q is not None and self.q.group is not None:
+                acc = group_gemm(self.q, np.ascontiguousarray(xq.numpy().T))  # int64 [G, M, T]
+                y = torch.from_numpy(np.einsum("gmt,mg->tm", acc.astype(np.float64),
+                                               self.q.scales.astype(np.float64))).float() * sx[:, None]
+            elif self.q is not None:
                 acc = self.gemm_fn(self.name, self.q, np.ascontiguousarray(xq.numpy().T))  # int64 [M, T]
                 y = torch.from_numpy(acc.T.astype(np.float64)).float() * sx[:, None] * self.s_w[None, :]
             else:

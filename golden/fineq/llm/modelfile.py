@@ -7,7 +7,7 @@ A safetensors file (read without pickle) holding, for every quantized linear
 tensor                      dtype / shape   meaning
 ==========================  ==============  ==========================================
 ``<name>.packed``           uint8 [M, 7nb]  blocks (spec section 6)
-``<name>.scales``           float16 [M]     row scales
+``<name>.scales``           float16 [M]     row scales (group scales: ``[M, ceil(K/group)]``)
 ``<name>.shape``            int64 [2]       ``(M, K)``
 ==========================  ==============  ==========================================
 
@@ -25,6 +25,11 @@ A model quantized after a function-preserving transform (``quantize-model
 the base model (the rotation is rebuilt from its seed) before placing the
 linears. A reader that knows only version 1 refuses such a file instead of
 loading rotated linears into an unrotated model.
+
+Linears with group scales (the variant outside the spec: ``fineq-<mode>-g<N>``,
+``quantize-model --group N``; docs/format.md "Group scales") make the file
+``format_version = 3`` and are listed in the metadata ``linear_groups`` (JSON
+``{name: group}``); version 3 may also carry a ``transform``.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ from fineq.quant.registry import FINEQ_MODES
 MODEL_FORMAT = "fineq-model"
 MODEL_FORMAT_VERSION = 1
 MODEL_FORMAT_VERSION_TRANSFORM = 2  # files with a ``transform``
+MODEL_FORMAT_VERSION_GROUP = 3  # files with group scales (``linear_groups``; a ``transform`` or not)
+_VERSIONS = tuple(str(v) for v in (MODEL_FORMAT_VERSION, MODEL_FORMAT_VERSION_TRANSFORM, MODEL_FORMAT_VERSION_GROUP))
 
 
 def save_model(path: str | os.PathLike[str], qms: dict[str, QuantizedMatrix], mode: str, base_model: str,
@@ -72,6 +79,9 @@ def save_model(path: str | os.PathLike[str], qms: dict[str, QuantizedMatrix], mo
         meta.update(format_version=str(MODEL_FORMAT_VERSION_TRANSFORM), transform=transform)
     if linear_modes:
         meta["linear_modes"] = json.dumps(linear_modes)
+    groups = {n: q.group for n, q in qms.items() if q.group is not None}
+    if groups:
+        meta.update(format_version=str(MODEL_FORMAT_VERSION_GROUP), linear_groups=json.dumps(groups))
     p = Path(path)
     with atomic_path(p) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -106,11 +116,15 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedMa
             if meta.get("format") != MODEL_FORMAT:
                 raise FormatError(f"{p}: not a FineQ model file (metadata format is {meta.get('format')!r})")
             version = meta.get("format_version", "")
-            if version not in (str(MODEL_FORMAT_VERSION), str(MODEL_FORMAT_VERSION_TRANSFORM)):
+            if version not in _VERSIONS:
                 raise FormatError(f"{p}: format version {version!r} is not supported (this fineq reads "
-                                  f"{MODEL_FORMAT_VERSION} and {MODEL_FORMAT_VERSION_TRANSFORM})")
-            if (version == str(MODEL_FORMAT_VERSION_TRANSFORM)) != ("transform" in meta):
+                                  f"{', '.join(_VERSIONS)})")
+            if version != str(MODEL_FORMAT_VERSION_GROUP) and (
+                    (version == str(MODEL_FORMAT_VERSION_TRANSFORM)) != ("transform" in meta)):
                 raise FormatError(f"{p}: format version {version} and the transform metadata disagree")
+            if (version == str(MODEL_FORMAT_VERSION_GROUP)) != ("linear_groups" in meta):
+                raise FormatError(f"{p}: format version {version} and the linear_groups metadata disagree")
+            groups = _groups(p, meta)
             if "transform" in meta:
                 try:
                     parse_transform(meta["transform"])
@@ -121,6 +135,9 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedMa
             names = json.loads(meta.get("linears", "[]"))
             if not isinstance(names, list) or not names:
                 raise FormatError(f"{p}: the linears list is missing or empty")
+            stray = sorted(set(groups) - set(names))
+            if stray:
+                raise FormatError(f"{p}: linear_groups names {stray[0]}, which is not in the linears list")
             keys = set(f.keys())
             out = {}
             for n in names:
@@ -132,7 +149,7 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedMa
                     raise FormatError(f"{p}: linear {n} has shape {shape}, not 2-D")
                 try:
                     out[n] = QuantizedMatrix(f.get_tensor(f"{n}.packed"), f.get_tensor(f"{n}.scales"), shape,
-                                             meta.get("mode", "unknown"))  # type: ignore[arg-type]
+                                             meta.get("mode", "unknown"), groups.get(n))  # type: ignore[arg-type]
                 except FormatError as e:
                     raise FormatError(f"{p}: linear {n}: {e}") from e
     except FormatError:
@@ -142,6 +159,20 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedMa
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for bad headers and data
         raise FormatError(f"{p}: not a readable FineQ model file (truncated or corrupt: {e})") from e
     return out, meta
+
+
+def _groups(p: Path, meta: dict[str, str]) -> dict[str, int]:
+    """The ``linear_groups`` metadata: ``{name: group}`` (positive whole numbers), or FormatError."""
+    if "linear_groups" not in meta:
+        return {}
+    try:
+        groups = json.loads(meta["linear_groups"])
+    except ValueError as e:
+        raise FormatError(f"{p}: linear_groups is not JSON ({e})") from e
+    if (not isinstance(groups, dict) or not groups
+            or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in groups.values())):
+        raise FormatError(f"{p}: linear_groups must map linear names to positive whole numbers")
+    return groups
 
 
 def place(model: Any, qms: dict[str, QuantizedMatrix], meta: dict[str, str], where: str) -> Any:

@@ -108,7 +108,7 @@ class BlockStore(_Folder):
                 meta = json.loads((f.metadata() or {})["results"])
                 for n, m in meta.items():
                     q = QuantizedMatrix(f.get_tensor(f"{n}.packed"), f.get_tensor(f"{n}.scales"),
-                                        tuple(m["shape"]), m.get("mode", "unknown"))
+                                        tuple(m["shape"]), m.get("mode", "unknown"), m.get("group"))
                     ins = f.get_tensor(f"{n}.in_scale") if m.get("in_scale") else None
                     out[n] = QResult(torch.from_numpy(q.dequantize()), float(m["bits"]), q, ins, m.get("info"))
             return out
@@ -131,7 +131,8 @@ class BlockStore(_Folder):
             a = stlayout.map_array(p, f"{n}.packed", np.uint8)
             if a.shape != q.packed.shape:
                 raise FormatError(f"{p}: {n}.packed has shape {a.shape}, not {q.packed.shape}")
-            out[n] = dataclasses.replace(r, qmatrix=QuantizedMatrix(a, q.scales, q.shape, q.mode, copy=False))
+            out[n] = dataclasses.replace(r, qmatrix=QuantizedMatrix(a, q.scales, q.shape, q.mode, q.group,
+                                                                                 copy=False))
         return out
 
     def save(self, i: int, results: dict[str, QResult]) -> None:
@@ -146,7 +147,7 @@ class BlockStore(_Folder):
             if r.in_scale is not None:
                 tensors[f"{n}.in_scale"] = np.ascontiguousarray(np.asarray(r.in_scale))
             meta[n] = {"shape": list(q.shape), "mode": q.mode, "bits": r.bits, "in_scale": r.in_scale is not None,
-                       "info": r.info}
+                       "info": r.info, "group": q.group}
         self.ensure()
         with atomic_path(self.folder / f"block-{i:05d}.safetensors", register=False) as tmp:
             save_file(tensors, str(tmp), metadata={"results": json.dumps(meta)})

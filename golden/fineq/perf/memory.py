@@ -52,9 +52,10 @@ class Traffic:
     weights_fit: bool
 
 
-def fineq_weight_bytes(m: int, k: int) -> int:
-    """FineQ's packed blocks and float16 row scales."""
-    return m * BLOCK_BYTES * -(-k // BLOCK_WEIGHTS) + 2 * m
+def fineq_weight_bytes(m: int, k: int, group: int | None = None) -> int:
+    """FineQ's packed blocks and float16 row scales (or, the variant outside the spec, a scale per ``group``
+    weights of a row)."""
+    return m * BLOCK_BYTES * -(-k // BLOCK_WEIGHTS) + 2 * m * (1 if group is None else -(-k // group))
 
 
 def signmag_weight_bytes(m: int, k: int, bits: int, group: int | None = None) -> int:

@@ -10,7 +10,8 @@ own weights). Configurations:
   vector for each linear type (:mod:`fineq.perf.layers`), memory at FineQ's packed bytes;
 * ``mac``: the MAC array at ``b``-bit weights running a method on its own sign-magnitude grid
   (:mod:`fineq.quant.signmag`), memory at its own bytes; group-wise grids add a scale multiply per output and
-  group in the accumulators, **costed, not built** (:func:`group_scale_pj`);
+  group in the accumulators, **costed, not built** (:func:`group_scale_pj`); so do FineQ modes with group scales
+  (``fineq-gptq-ord-g128``, the format variant outside the spec), their scales also in the weight bytes;
 * ``mac-fineq-weights``: the 3-bit MAC array fed a FineQ mode's levels through FineQ's decoders (the paper's
   comparison, same weights). Shown, but not a candidate at equal accuracy: the accuracy is FineQ's.
 
@@ -31,6 +32,7 @@ from typing import Any
 from fineq.engine.config import EngineConfig, mac_psum_w
 from fineq.engine.cycles import mac_cycle_split
 from fineq.errors import FineQError
+from fineq.format.codec import W_BITS
 from fineq.perf import memory
 from fineq.perf.layers import MODELS, Layer, fineq_cycles, layer_shapes
 
@@ -170,14 +172,15 @@ def points_of(doc: dict[str, Any]) -> tuple[list[Point], dict[str, float], list[
         if "cycles_per_vector" in first:
             cpv = {"": float(first["cycles_per_vector"]), **first.get("cycles_per_vector_by_linear", {})}
             short = method.removeprefix("fineq-")
-            out.append(Point(f"FineQ {short}", "fineq", method, first["bits"], ppl, cycles_per_vector=cpv))
+            g = first.get("group")
+            out.append(Point(f"FineQ {short}", "fineq", method, first["bits"], ppl, group=g, cycles_per_vector=cpv))
             if "cycles_per_vector_binary" in first:
                 cpb = {"": float(first["cycles_per_vector_binary"]),
                        **first.get("cycles_per_vector_binary_by_linear", {})}
-                out.append(Point(f"FineQ {short} binary", "fineq", method, first["bits"], ppl,
+                out.append(Point(f"FineQ {short} binary", "fineq", method, first["bits"], ppl, group=g,
                                  cycles_per_vector=cpb, coding="binary"))
             out.append(Point(f"MAC 3b on FineQ {short} weights", "mac", method, first["bits"], ppl, 3,
-                             fineq_weights=True))
+                             group=g, fineq_weights=True))
         elif "mac_weight_bits" in first:
             b, g = int(first["mac_weight_bits"]), first.get("group")
             out.append(Point(f"MAC {b}b {method}", "mac", method, first["bits"], ppl, b, g))
@@ -204,12 +207,16 @@ def energy(pt: Point, shapes: list[tuple[str, int, int, int]], n: int, power: Po
             cpv = pt.cycles_per_vector.get(t, pt.cycles_per_vector[""])
             ly = Layer(t, m, k, count, {pt.coding: round(cpv * m * -(-k // cfg.rows))})
             cycles += fineq_cycles(ly, n, replace(cfg, coding=pt.coding)) * count
-            wb = None
         else:
             cycles += mac_cycle_split(m, k, n, cfg)["total"] * count
-            wb = None if pt.fineq_weights else memory.signmag_weight_bytes(m, k, pt.weight_bits, pt.group)
-            if pt.group is not None:
-                extra_pj += m * n * -(-k // pt.group) * count * group_scale_pj(power, cfg.rows, pt.weight_bits)
+        fineq_levels = pt.arch == "fineq" or pt.fineq_weights
+        if not fineq_levels:
+            wb: int | None = memory.signmag_weight_bytes(m, k, pt.weight_bits, pt.group)
+        else:
+            wb = None if pt.group is None else memory.fineq_weight_bytes(m, k, pt.group)
+        if pt.group is not None:  # FineQ's tile sums are those of 3-bit sign-magnitude weights
+            bits = W_BITS if fineq_levels else pt.weight_bits
+            extra_pj += m * n * -(-k // pt.group) * count * group_scale_pj(power, cfg.rows, bits)
         mem_pj += memory.energy_pj(memory.traffic(m, k, n, cfg, buf, wb), buf) * count
     if pt.arch == "fineq":
         mw = power.fineq_binary_mw if pt.coding == "binary" else power.fineq_mw

@@ -34,7 +34,7 @@ class Workload:
 
 def _rows(q: QuantizedMatrix, m: int) -> QuantizedMatrix:
     m = min(m, q.shape[0])
-    return QuantizedMatrix(np.array(q.packed[:m]), np.array(q.scales[:m]), (m, q.shape[1]), q.mode)
+    return QuantizedMatrix(np.array(q.packed[:m]), np.array(q.scales[:m]), (m, q.shape[1]), q.mode, q.group)
 
 
 def _activations(lm: Any, linear: str, n: int) -> tuple[np.ndarray, str]:

@@ -31,6 +31,10 @@ inputs ``X``, through ``H = 2 X X^T / n``, instead of the weight error:
 Levels are ``clip(rint(w' / s))`` of the error-updated weight ``w'``; with no
 calibration signal (``H = 0``) ``gptq`` reduces to mode ``search`` up to the
 tie rule.
+
+``gptq-ord`` also takes ``group``: a float16 scale per ``group`` weights of a
+row instead of per row (the format variant outside the spec,
+:mod:`fineq.quant.groups`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from fineq.errors import FineQError
 from fineq.format.codec import BLOCK_WEIGHTS, CLUSTER, LEVEL_MAX, ZEROED
 from fineq.format.pack import n_blocks
 from fineq.quant.gptq import ScratchSpent, gptq
+from fineq.quant.groups import check_group, column_groups, refit_group_scales
 
 CALIBRATED_MODES = ("hdiag", "gptq", "gptq-clip", "gptq-ord")
 CLIP_GRID = tuple(round(1.0 - 0.05 * i, 2) for i in range(9))
@@ -115,16 +120,17 @@ def _padded_gather(h: Any, perm: Any) -> Any:
 def _pair_levels(w: Any, s: Any, weight: Any) -> tuple[Any, Any, Any]:
     """Levels of every code for all pairs and their weighted errors.
 
-    ``w [M, Kp]``, ``s [M]``, ``weight [Kp]`` -> levels ``[4, M, P, 6]``, errors ``[4, M, P]``.
+    ``w [M, Kp]``, ``s [M]`` (or ``[M, Kp]``, a scale per weight), ``weight [Kp]`` -> levels ``[4, M, P, 6]``,
+    errors ``[4, M, P]``.
     """
     import torch
 
     m, kp = w.shape
     inv = torch.where(s > 0, 1.0 / torch.where(s > 0, s, 1.0), 0.0)
-    r = (w * inv[:, None]).reshape(m, kp // 6, 6)
+    r = (w * (inv if s.ndim == 2 else inv[:, None])).reshape(m, kp // 6, 6)
     lv = torch.stack([torch.clamp(torch.round(r), -float(lim), float(lim)) for lim in _LIM])
     lv[torch.from_numpy(_ZERO)[:, None, None, :].expand_as(lv)] = 0
-    d = w.reshape(1, m, kp // 6, 6) - lv * s[None, :, None, None]
+    d = w.reshape(1, m, kp // 6, 6) - lv * (s.reshape(1, m, kp // 6, 6) if s.ndim == 2 else s[None, :, None, None])
     err = (d * d * weight.reshape(1, 1, kp // 6, 6)).sum(dim=3)
     return lv, err
 
@@ -134,8 +140,8 @@ RTN_ROWS = 512
 
 
 def _best_rtn(w: Any, s: Any, weight: Any) -> tuple[Any, Any, Any]:
-    """Per pair, the code with the least weighted error (ties: lowest). Returns levels, codes, row errors.
-    Rows are independent: they go ``RTN_ROWS`` at a time."""
+    """Per pair, the code with the least weighted error (ties: lowest). Returns levels, codes, pair errors
+    ``[M, P]``. Rows are independent: they go ``RTN_ROWS`` at a time."""
     import torch
 
     if w.shape[0] > RTN_ROWS:
@@ -149,26 +155,40 @@ def _best_rtn(w: Any, s: Any, weight: Any) -> tuple[Any, Any, Any]:
         codes[better] = c
         best = torch.minimum(best, err[c])
     levels = torch.gather(lv, 0, codes[None, :, :, None].expand(1, *lv.shape[1:])).squeeze(0)
-    row_err = torch.gather(err, 0, codes[None]).squeeze(0).sum(dim=1)
-    return levels.reshape(w.shape), codes, row_err
+    return levels.reshape(w.shape), codes, torch.gather(err, 0, codes[None]).squeeze(0)
 
 
-def _scales(w: Any, weight: Any, clip: bool) -> np.ndarray:
-    """float16 row scales: the spec's ``absmax / 3``, or the best of ``CLIP_GRID`` by weighted error."""
+def _scales(w: Any, weight: Any, clip: bool, gcol: Any = None) -> np.ndarray:
+    """float16 row scales: the spec's ``absmax / 3``, or the best of ``CLIP_GRID`` by weighted error. With
+    ``gcol`` (the group of each column, :func:`fineq.quant.groups.column_groups`): float16 ``[M, G]``, every
+    group's ``absmax / 3`` times its own best ``CLIP_GRID`` factor, a pair's error counted in the group of its
+    first column."""
     import torch
 
     from fineq.quant.rules import row_scales
 
-    absmax = w.abs().max(dim=1).values.numpy()
-    s16, _ = row_scales(absmax[:, None])
+    m = w.shape[0]
+    if gcol is None:
+        absmax = w.abs().max(dim=1).values.numpy()
+    else:
+        n = int(gcol.max()) + 1
+        absmax = torch.zeros((m, n), dtype=w.dtype).scatter_reduce(
+            1, gcol[None, :].expand(m, -1), w.abs(), "amax").numpy()
+    s16, _ = row_scales(absmax.reshape(m, -1))  # checks every row (names it)
+    if gcol is not None:
+        s16 = (absmax / np.float32(3)).astype(np.float16)  # no overflow: the row's largest did not
     if not clip:
         return s16
     best_err = None
     best = s16.copy()
     for a in CLIP_GRID:
         cand = (absmax * np.float32(a) / np.float32(3)).astype(np.float16)
-        _, _, err = _best_rtn(w, torch.from_numpy(cand.astype(np.float32)), weight)
-        e = err.numpy()
+        sc = torch.from_numpy(cand.astype(np.float32))
+        _, _, err = _best_rtn(w, sc if gcol is None else sc[:, gcol], weight)
+        if gcol is None:
+            e = err.sum(dim=1).numpy()
+        else:
+            e = torch.zeros((m, absmax.shape[1]), dtype=err.dtype).index_add_(1, gcol[::6], err).numpy()
         if best_err is None:
             best_err = e
         else:
@@ -183,10 +203,11 @@ def _scales(w: Any, weight: Any, clip: bool) -> np.ndarray:
 Caps = Callable[[Any, Any, Any], Any]
 
 
-def quantize_calibrated(w: Any, mode: str, hessian: Any,
-                        caps: Caps | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def quantize_calibrated(w: Any, mode: str, hessian: Any, caps: Caps | None = None,
+                        group: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(levels int8 [M, K], codes uint8 [M, 4 nb], scales float16 [M])`` of a calibrated mode; ``caps`` (GPTQ
-    modes) limits each weight's magnitude further, on top of its code's limit."""
+    modes) limits each weight's magnitude further, on top of its code's limit; ``group`` (``gptq-ord``): scales
+    ``float16 [M, ceil(K/group)]``, one per ``group`` weights of a row."""
     import torch
 
     from fineq.quant.rules import as_float_matrix
@@ -205,11 +226,21 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any,
     diag = torch.zeros(kp, dtype=h.dtype)  # of the padded H
     diag[:k] = torch.diagonal(h)
     weight = diag.to(torch.float32)
-    s16 = _scales(wt, weight, clip=mode != "gptq")
     from fineq.quant.rules import warn_flushed_rows
 
-    warn_flushed_rows(wn, s16)
-    s = torch.from_numpy(s16.astype(np.float32))
+    group = check_group(group, mode)
+    if group is None:
+        s16 = _scales(wt, weight, clip=mode != "gptq")
+        warn_flushed_rows(wn, s16)
+        sg16 = s16[:, None]
+    else:  # each group's scale from its own columns, before the error feedback (fixed groups)
+        sg16 = _scales(wt, weight, clip=True, gcol=torch.from_numpy(column_groups(k, kp, group)))
+        for j, c in enumerate(range(0, k, group)):
+            warn_flushed_rows(wn[:, c : c + group], sg16[:, j])
+        s16 = sg16[:, 0]  # the caps' (gptq-hw's) view; gptq-hw takes no group
+    gcol = torch.from_numpy(column_groups(k, kp, group))  # the scale of each padded column
+    sg = torch.from_numpy(sg16.astype(np.float32))
+    s = sg[:, 0]
     cap = None if caps is None else torch.as_tensor(caps(wt, s, weight), dtype=torch.float32)
     if mode == "hdiag":
         if cap is not None:
@@ -222,9 +253,10 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any,
         perm = (pairs[:, None] * 6 + torch.arange(6)[None, :]).reshape(-1)
         wt, ht = wt[:, perm], _padded_gather(h, perm)
         cap = None if cap is None else cap[:, perm]
+        gcol = gcol[perm]
     levels = torch.zeros((m, kp), dtype=torch.int8)
     codes = torch.zeros((m, kp // 6), dtype=torch.uint8)
-    inv = torch.where(s > 0, 1.0 / torch.where(s > 0, s, 1.0), 0.0)
+    ginv = torch.where(sg > 0, 1.0 / torch.where(sg > 0, sg, 1.0), 0.0)
     zero = torch.from_numpy(_ZERO)
     lim = torch.from_numpy(_LIM)[:, None]
     rows = torch.arange(m)
@@ -234,7 +266,9 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any,
         lv = torch.zeros_like(wc)
         e = torch.zeros_like(wc)
         cost = torch.zeros((4, m))
+        gs = gcol[col0 : col0 + 6]
         for i in range(6):
+            s, inv = sg[:, gs[i]], ginv[:, gs[i]]
             r = torch.round(wc[:, :, i] * inv)
             li = lim if cap is None else torch.minimum(lim, cap[None, :, col0 + i])
             r = torch.maximum(torch.minimum(r, li), -li)
@@ -248,7 +282,7 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any,
         lvb = lv[best, rows]
         levels[:, col0 : col0 + 6] = lvb.to(torch.int8)
         codes[:, col0 // 6] = best.to(torch.uint8)
-        return lvb * s[:, None], e[best, rows]
+        return lvb * sg[:, gs], e[best, rows]
 
     try:  # gptq-ord's ht is its own permuted copy: gptq consumes it
         gptq(wt, ht, unit, unit=6, blocksize=120, own_h=order)
@@ -259,7 +293,11 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any,
         inv_perm = torch.argsort(perm)
         levels = levels[:, inv_perm]
         codes = codes[:, torch.argsort(pairs)]
-        s16 = _refit_scales(torch.from_numpy(np.ascontiguousarray(wn)), h, levels[:, :k], s16)
+        wk = torch.from_numpy(np.ascontiguousarray(wn))
+        if group is None:
+            s16 = _refit_scales(wk, h, levels[:, :k], s16)
+        else:
+            s16, _ = refit_group_scales(wk, h, levels[:, :k], sg16, group)
     return levels[:, :k].numpy(), codes.numpy(), s16
 
 

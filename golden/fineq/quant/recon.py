@@ -69,18 +69,22 @@ class LatentFineQ:
 
     ``weight()`` is ``s[:, None] * clamp(round_ste(u), -lim, lim) * allowed`` with ``s = s0 exp(t)``; ``harden()``
     returns ``(levels int8 [M, K], codes, scales float16 [M])`` for :func:`fineq.format.qmatrix.from_levels`.
+    With ``group`` the scales are ``[M, ceil(K/group)]``, one per group of a row (each trains).
     """
 
     def __init__(self, w: Any, levels: np.ndarray, codes: np.ndarray, scales: np.ndarray,
-                 vector: int | None = None) -> None:
+                 vector: int | None = None, group: int | None = None) -> None:
         import torch
 
         from fineq.quant.calibrated import code_limits
 
         wt = torch.as_tensor(w).detach().to("cpu", torch.float32)
         m, k = wt.shape
-        if levels.shape != (m, k) or scales.shape != (m,):
-            raise FineQError(f"recon: levels {levels.shape} and scales {scales.shape} do not fit weights {(m, k)}")
+        self.group, self.k = group, k
+        want = (m,) if group is None else (m, -(-k // group))
+        if levels.shape != (m, k) or scales.shape != want:
+            raise FineQError(f"recon: levels {levels.shape} and scales {scales.shape} do not fit weights {(m, k)}"
+                             + ("" if group is None else f" in groups of {group}"))
         cd = np.asarray(codes, dtype=np.int64)
         if cd.shape[0] != m or 6 * cd.shape[1] < k:
             raise FineQError(f"recon: codes {cd.shape} do not cover weights {(m, k)}")
@@ -93,13 +97,14 @@ class LatentFineQ:
                 lim[:, c0 : c0 + vector] = np.minimum(lim[:, c0 : c0 + vector], top)
         self.lim = torch.from_numpy(lim)
         self.allowed = torch.from_numpy(allowed)
-        self.s0 = torch.from_numpy(np.asarray(scales, dtype=np.float16).astype(np.float32))
+        s16 = np.asarray(scales, dtype=np.float16).reshape(m, -1)  # [M, 1] per row, [M, G] in groups
+        self.s0 = torch.from_numpy(s16.astype(np.float32))
         v = torch.from_numpy(np.asarray(levels, dtype=np.float32))
         inv = torch.where(self.s0 > 0, 1.0 / torch.where(self.s0 > 0, self.s0, 1.0), 0.0)
-        frac = torch.clamp(wt * inv[:, None] - v, -INIT_MARGIN, INIT_MARGIN)
+        frac = torch.clamp(wt * self._cols(inv) - v, -INIT_MARGIN, INIT_MARGIN)
         self.u = torch.nn.Parameter(torch.where(self.allowed, v + frac, 0.0))
-        self.t = torch.nn.Parameter(torch.zeros(m))
-        self.s16_init = np.asarray(scales, dtype=np.float16)
+        self.t = torch.nn.Parameter(torch.zeros(s16.shape))
+        self.s16_init = s16
         self.levels_init = np.asarray(levels, dtype=np.int8)
 
     def _levels(self, ste: bool) -> Any:
@@ -110,34 +115,41 @@ class LatentFineQ:
         q = torch.maximum(torch.minimum(q, self.lim), -self.lim)
         return q * self.allowed
 
+    def _cols(self, s: Any) -> Any:
+        """Scales ``[M, 1]`` or ``[M, G]`` as they apply to the columns: broadcast per row, repeated per group."""
+        import torch
+
+        return s if self.group is None else torch.repeat_interleave(s, self.group, dim=1)[:, : self.k]
+
     def weight(self) -> Any:
         """The dequantized weight, differentiable in ``u`` (STE) and ``t``."""
         import torch
 
         s = self.s0 * torch.exp(self.t)
-        return self._levels(ste=True) * s[:, None]
+        return self._levels(ste=True) * self._cols(s)
 
     def harden(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The trained ``(levels, codes, scales)``; a row whose trained scale is not a positive finite float16
-        keeps its starting scale and levels."""
+        """The trained ``(levels, codes, scales)``; a row with a trained scale that is not a positive finite float16
+        keeps its starting scales and levels."""
         import torch
 
         with torch.no_grad():
             lv = self._levels(ste=False).to(torch.int8).numpy()
             with np.errstate(over="ignore"):
                 s16 = (self.s0 * torch.exp(self.t)).numpy().astype(np.float16)
-        bad = ~(np.isfinite(s16) & (s16 > 0)) & (self.s16_init > 0)
+        bad = (~(np.isfinite(s16) & (s16 > 0)) & (self.s16_init > 0)).any(axis=1)
         s16 = np.where(self.s16_init > 0, s16, self.s16_init).astype(np.float16)
         s16[bad] = self.s16_init[bad]
         lv[bad] = self.levels_init[bad]
-        return lv, self.codes, s16
+        return lv, self.codes, (s16[:, 0] if self.group is None else s16)
 
     def hard_weight(self) -> Any:
         """``harden()``'s weight, float32 torch ``[M, K]``, as the packed format dequantizes it."""
         import torch
 
         lv, _, s16 = self.harden()
-        return torch.from_numpy(lv.astype(np.float32) * s16.astype(np.float32)[:, None])
+        return torch.from_numpy(lv.astype(np.float32)) * self._cols(torch.from_numpy(
+            s16.reshape(lv.shape[0], -1).astype(np.float32)))
 
 
 def train(latents: list[LatentFineQ], loss_of: Callable[[int], Any], n_batches: int, cfg: ReconConfig) -> None:

@@ -21,6 +21,7 @@ from fineq.errors import FineQError
 from fineq.format.qmatrix import QuantizedMatrix, from_levels
 from fineq.quant.baselines import gptq_method, owq, pbllm, rtn, uniform
 from fineq.quant.calibrated import CALIBRATED_MODES, quantize_calibrated
+from fineq.quant.groups import GROUP_MODES, check_group
 from fineq.quant.hwaware import DEFAULT_LAMBDA, HW_MODE, quantize_hw
 from fineq.quant.recon import RECON_MODE, ReconConfig
 from fineq.quant.result import QResult
@@ -48,9 +49,13 @@ class Quantizer:
     #: a function-preserving model transform applied before quantizing (``fold`` or ``rotate:<seed>``,
     #: :mod:`fineq.llm.rotate`); None: the model as loaded
     transform: str | None = None
+    #: group scales (the format variant outside the spec, :mod:`fineq.quant.groups`): weights per scale; None: the
+    #: spec's row scales
+    group: int | None = None
 
 
-def quantize(w: Any, mode: str = "paper", hessian: Any = None, hw_lambda: float | None = None) -> QuantizedMatrix:
+def quantize(w: Any, mode: str = "paper", hessian: Any = None, hw_lambda: float | None = None,
+             group: int | None = None) -> QuantizedMatrix:
     """Quantize a float ``[M, K]`` numpy array or torch tensor into the spec's packed format.
 
     ``mode``: ``"paper"`` (outlier rule, least-error fallback; spec section 4) or ``"search"`` (least error for
@@ -59,11 +64,14 @@ def quantize(w: Any, mode: str = "paper", hessian: Any = None, hw_lambda: float 
     calibration inputs (:func:`fineq.quant.calibrated.hessian_from_inputs`). Every mode produces the same packed
     format. ``"gptq-hw"`` (:mod:`fineq.quant.hwaware`) also takes ``hw_lambda``, its price of a temporal cycle.
     ``"recon"`` trains whole decoder blocks and is not available on one matrix (a FineQError says so).
+    ``group`` (mode ``gptq-ord``): a float16 scale per ``group`` weights of a row, the format variant outside the
+    spec (:mod:`fineq.quant.groups`); None: the spec's row scales.
     Raises :class:`fineq.FineQError` subclasses on bad input (NaN/Inf, float16 scale overflow, wrong rank or
     dtype, missing Hessian).
     """
     if hw_lambda is not None and mode != HW_MODE:
         raise FineQError(f"hw_lambda is the parameter of mode {HW_MODE}, not of {mode!r}")
+    group = check_group(group, mode)
     if mode == RECON_MODE:
         raise FineQError(f"mode {RECON_MODE} trains whole decoder blocks: use `fineq quantize-model --mode {RECON_MODE}` "
                          f"or `fineq eval --methods fineq-{RECON_MODE}` (one matrix alone: mode gptq-ord)")
@@ -73,9 +81,9 @@ def quantize(w: Any, mode: str = "paper", hessian: Any = None, hw_lambda: float 
         if mode == HW_MODE:
             levels, codes, scales = quantize_hw(w, hessian, DEFAULT_LAMBDA if hw_lambda is None else hw_lambda)
         else:
-            levels, codes, scales = quantize_calibrated(w, mode, hessian)
-        q = from_levels(levels, codes, scales)
-        return QuantizedMatrix(q.packed, q.scales, q.shape, mode)
+            levels, codes, scales = quantize_calibrated(w, mode, hessian, group=group)
+        q = from_levels(levels, codes, scales, group)
+        return QuantizedMatrix(q.packed, q.scales, q.shape, mode, q.group)
     if mode not in MODES:
         raise FineQError(f"mode must be one of {FINEQ_MODES}, got {mode!r}")
     if hessian is not None:
@@ -85,11 +93,11 @@ def quantize(w: Any, mode: str = "paper", hessian: Any = None, hw_lambda: float 
     return QuantizedMatrix(packed, scales, shape, mode)
 
 
-def _fineq(mode: str, hw_lambda: float | None = None) -> Callable[[Any, Any], QResult]:
+def _fineq(mode: str, hw_lambda: float | None = None, group: int | None = None) -> Callable[[Any, Any], QResult]:
     def run(w: Any, h: Any) -> QResult:
         import torch
 
-        q = quantize(w, mode, hessian=h, hw_lambda=hw_lambda)
+        q = quantize(w, mode, hessian=h, hw_lambda=hw_lambda, group=group)
         m, k = q.shape
         return QResult(torch.from_numpy(q.dequantize()), q.bits_per_weight * m * k, qmatrix=q)
 
@@ -147,7 +155,23 @@ def _registry() -> dict[str, Quantizer]:
         Quantizer("owq", True, lambda w, h: owq(w, h, 2.25), None, "OWQ: weak columns fp16, GPTQ 2-bit g128, 2.25 b"),
         Quantizer("pbllm", True, lambda w, h: pbllm(w, h), None, "PB-LLM: 10% salient 8-bit, rest binary, GPTQ"),
     ]
+    # the group-scale variant (outside the spec): listed at the literature's group of 128; fineq-<mode>-g<N> for others
+    qs += [grouped(f"fineq-{m}", DEFAULT_GROUP) for m in GROUP_MODES]
     return {q.name: q for q in qs}
+
+
+#: the group of the listed group-scale methods (``fineq-gptq-ord-g128``): two of the engine's 64-row K tiles
+DEFAULT_GROUP = 128
+
+
+def grouped(base: str, group: int) -> Quantizer:
+    """FineQ method ``base`` (``fineq-gptq-ord`` or ``fineq-recon``) with a float16 scale per ``group`` weights of a
+    row: the format variant outside the spec, named ``<base>-g<group>``."""
+    mode = base[len("fineq-"):]
+    check_group(group, mode)
+    recon = ReconConfig() if mode == RECON_MODE else None
+    about = f"{_FINEQ_ABOUT[mode]}; a float16 scale per {group} weights of a row (outside the spec)"
+    return Quantizer(f"{base}-g{group}", True, _fineq("gptq-ord", group=group), mode, about, recon=recon, group=group)
 
 
 QUANTIZERS = _registry()
@@ -184,6 +208,11 @@ def get(name: str) -> Quantizer:
         spec = "fold" if kind == "fold" else f"rotate:{int(seed) if colon else 0}"
         what = "RMSNorm gains folded" if kind == "fold" else f"residual stream rotated (seed {int(seed or 0)})"
         return dataclasses.replace(q, name=name, about=f"{q.about}; {what} first", transform=spec)
+    gbase, gsep, gtail = name.rpartition("-g")
+    if gsep and gbase in tuple(f"fineq-{m}" for m in GROUP_MODES):
+        if not gtail.isdigit() or int(gtail) < 1:
+            raise FineQError(f"method {name!r}: the group after '-g' must be a whole number at least 1")
+        return grouped(gbase, int(gtail))
     hprefix = f"fineq-{RECON_MODE}-hw@"
     if name.startswith(hprefix):
         lam = _number(name, name[len(hprefix):])
