@@ -320,6 +320,7 @@ def test_eval_cli_tiny(tiny_llama, tmp_path, capsys):
     assert any(line.startswith("fineq-paper") for line in out)
     full = json.loads(js.read_text())
     assert full["calibration_tokens"] == 96 and png.stat().st_size > 1000
+    assert full["environment"]["torch"] == torch.__version__ and full["environment"]["cpu"]
     assert main(args) == 2  # outputs exist: refused without --force
     assert "exists" in capsys.readouterr().err
 

@@ -258,6 +258,32 @@ def test_evals_of_the_same_windows_merge(files, tmp_path):
         pareto.load_evals([e, e])
 
 
+def test_evals_from_other_environments_are_noted(files, tmp_path, capsys):
+    """Merged evals from different environments (or with none recorded) get a note naming the difference; the same
+    environment, none; fineq eval records its own."""
+    from fineq.version import environment
+
+    e, s = files
+    d = _eval()
+    env = environment()
+    assert {"fineq", "cpu", "cpu_flags", "numpy", "torch"} <= set(env) and env["fineq"]
+    ref = [r for r in d["results"] if r["method"] == "reference"]
+    same, other = tmp_path / "a.json", tmp_path / "b.json"
+    same.write_text(json.dumps(dict(d, environment=env)))
+    (tmp_path / "a2.json").write_text(json.dumps(dict(d, results=ref, environment=env)))
+    other.write_text(json.dumps(dict(d, results=ref, environment={**env, "cpu": "another CPU"})))
+    assert pareto.environment_notes(pareto.load_evals([same, tmp_path / "a2.json"])) == []
+    notes = pareto.environment_notes(pareto.load_evals([same, other]))
+    assert len(notes) == 1 and "b.json" in notes[0] and "another CPU" in notes[0]
+    notes = pareto.environment_notes(pareto.load_evals([e, other]))
+    assert len(notes) == 1 and "eval.json" in notes[0] and "no environment" in notes[0]
+    assert main(["pareto", "--eval", str(same), "--eval", str(other), "--synth", str(s),
+                 "--out", str(tmp_path / "out")]) == 0
+    assert "another CPU" in capsys.readouterr().err
+    doc = json.loads((tmp_path / "out" / "pareto.json").read_text())
+    assert [x["cpu"] for x in doc["environments"]] == [env["cpu"], "another CPU"]
+
+
 def test_outputs_get_plain_file_permissions(tmp_path):
     """Atomic outputs are readable as a plain open would leave them (not mkstemp's owner-only mode)."""
     import os

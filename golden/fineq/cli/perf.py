@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,10 @@ def cmd_pareto(a: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise FineQError(f"--out {out} is a file; give a folder")
     t0 = time.perf_counter()
-    doc = pareto.build(pareto.load_evals(a.eval or ["build/eval/pareto.json"]), pareto.load_power(a.synth), a.shapes,
-                       a.buffer_kb, a.usable)
+    evals = pareto.load_evals(a.eval or ["build/eval/pareto.json"])
+    for note in pareto.environment_notes(evals):
+        print(note, file=sys.stderr)
+    doc = pareto.build(evals, pareto.load_power(a.synth), a.shapes, a.buffer_kb, a.usable)
     for w in doc["workloads"]:
         print(pareto_report.table(doc, w))
     if doc["not_on_either_array"]:

@@ -29,6 +29,7 @@ from fineq.llm.workdir import BlockStore, RowStore, fingerprint
 from fineq.quant import registry
 from fineq.quant.layer_rules import LayerRules
 from fineq.quant.result import QResult
+from fineq.version import environment
 
 #: ``(model, results, windows, method, seq) -> row fields``: another evaluation of the int8 path (see :func:`run`)
 Int8Eval = Callable[[Any, dict[str, QResult], np.ndarray, str, int], dict[str, Any]]
@@ -156,7 +157,8 @@ def run(model_spec: str, text: str | None, method_names: list[str], seqs: list[i
     return {"model": lm.name, "model_path": lm.path, "reference": lm.reference, "text": text_desc,
             "calibration_text": calib_desc if sp.calib.size else None, "linears": linear_shapes(lins),
             "tokens": sp.total_tokens, "calibration_tokens": int(sp.calib.size),
-            "int8_activations": int8, "seconds": round(time.perf_counter() - t0, 1), "results": results}
+            "int8_activations": int8, "seconds": round(time.perf_counter() - t0, 1), "environment": environment(),
+            "results": results}
 
 
 def _from_file(base: Any, name: str, qms: dict[str, Any], meta: dict[str, str]) -> tuple[Any, dict[str, QResult],

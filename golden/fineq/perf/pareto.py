@@ -131,7 +131,28 @@ def load_evals(paths: list[str | Path]) -> dict[str, Any]:
             elif abs(old["ppl"] - r["ppl"]) > 1e-6 * old["ppl"]:
                 raise FineQError(f"{p}: reference perplexity at seq {r['seq']} is {r['ppl']:.4f}, not "
                                  f"{old['ppl']:.4f}: not the same windows")
+    out["environments"] = [{"eval": str(p), **(d.get("environment") or {})} for p, d in zip(paths, docs, strict=True)]
     return out
+
+
+def environment_notes(doc: dict[str, Any]) -> list[str]:
+    """Lines for merged evals measured in different environments, or with none recorded (eval JSONs from before
+    they were kept): the reference perplexity agrees across environments while calibrated methods may not
+    (docs/accuracy.md)."""
+    envs = doc.get("environments") or []
+    if len(envs) < 2:
+        return []
+    bare = [e["eval"] for e in envs if len(e) == 1]
+    notes = [f"note: {', '.join(bare)} record(s) no environment; calibrated methods may differ between "
+             "environments, compare within one"] if bare else []
+    known = [e for e in envs if len(e) > 1]
+    for e in known[1:]:
+        keys = sorted(k for k in set(known[0]) | set(e) if k != "eval" and known[0].get(k) != e.get(k))
+        if keys:
+            what = ", ".join(f"{k} {known[0].get(k)!r} vs {e.get(k)!r}" for k in keys)
+            notes.append(f"note: {e['eval']} was measured in another environment than {known[0]['eval']} ({what}); "
+                         "calibrated methods may differ between environments by several percent, compare within one")
+    return notes
 
 
 def area(p: Point, power: Power) -> float:
@@ -304,7 +325,7 @@ def build(doc: dict[str, Any], power: Power, shapes: list[str], buffer_kb: int =
         "reference_ppl": ref, "synthesis": power.source, "clock_mhz": power.clock_mhz, "buffer_kb": buffer_kb,
         "usable_ratio": usable, "workloads": workloads, "energy_tokens": f"N = the sequence length; "
         f"energy_j_per_token at seq {main}",
-        "not_on_either_array": skipped,
+        "not_on_either_array": skipped, "environments": doc.get("environments", []),
         "points": [{"name": p.name, "arch": p.arch, "method": p.method, "bits": p.bits, "ppl": p.ppl,
                     "weight_bits": p.weight_bits, "group": p.group, "fineq_weights": p.fineq_weights,
                     "coding": p.coding if p.arch == "fineq" else None, "area_mm2": area(p, power),
