@@ -73,6 +73,18 @@ def test_eval_takes_finished_methods_and_blocks_up_again(tiny_llama, tmp_path, m
     assert "is for another computation; starting it afresh" in capsys.readouterr().err
 
 
+def test_records_of_another_environment_are_not_taken(monkeypatch):
+    """A work folder's fingerprint covers the environment (CPU, libraries): calibrated results made elsewhere may
+    differ, so they are recomputed, not reused."""
+    from fineq.llm import workdir
+
+    base = workdir.fingerprint("eval", 1)
+    assert workdir.fingerprint("eval", 1) == base
+    env = workdir.environment()
+    monkeypatch.setattr(workdir, "environment", lambda: {**env, "cpu": "another CPU"})
+    assert workdir.fingerprint("eval", 1) != base
+
+
 def test_a_saved_block_comes_back_as_memory_maps_of_its_record(tmp_path):
     """Block by block, finished blocks stay on disk: BlockStore.mapped gives the saved results with packed
     matrices equal to them but backed by the record's file (not owned), and a record that does not match is named."""

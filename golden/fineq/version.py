@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import sys
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
@@ -29,7 +30,13 @@ def _cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, str]:
 def environment() -> dict[str, str]:
     """What a perplexity may depend on besides the code and the inputs: GPTQ-class modes at 2-3 bits amplify tiny
     float differences, and results have been seen to move between environments (docs/accuracy.md). Recorded in
-    ``fineq eval``'s JSON; ``fineq pareto`` notes evals from different environments."""
+    ``fineq eval``'s JSON and in the fingerprints of work folders; ``fineq pareto`` notes evals from different
+    environments."""
+    return dict(_environment())
+
+
+@lru_cache(maxsize=1)
+def _environment() -> tuple[tuple[str, str], ...]:
     model, flags = _cpu()
     env = {"fineq": __version__, "python": platform.python_version(), "cpu": model, "cpu_flags": flags,
            "platform": sys.platform}
@@ -38,4 +45,4 @@ def environment() -> dict[str, str]:
             env[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             env[pkg] = ""
-    return env
+    return tuple(env.items())

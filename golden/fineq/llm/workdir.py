@@ -32,6 +32,7 @@ from fineq.format import stlayout
 from fineq.format.qmatrix import QuantizedMatrix
 from fineq.outputs import atomic_path, keep_note, write_text_atomic
 from fineq.quant.result import QResult
+from fineq.version import environment
 
 
 def code_version() -> str:
@@ -45,8 +46,11 @@ def code_version() -> str:
 
 
 def fingerprint(*parts: Any) -> str:
-    """A SHA-256 over ``parts`` (arrays by their bytes, the rest by ``repr``) and :func:`code_version`."""
+    """A SHA-256 over ``parts`` (arrays by their bytes, the rest by ``repr``), :func:`code_version` and the
+    environment (:func:`fineq.version.environment`: a record made on another CPU or with other libraries is not
+    reused, since calibrated results may differ there)."""
     h = hashlib.sha256(code_version().encode())
+    h.update(repr(sorted(environment().items())).encode())
     for p in parts:
         if isinstance(p, np.ndarray):
             h.update(repr((p.dtype.str, p.shape)).encode())
