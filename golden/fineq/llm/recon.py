@@ -10,6 +10,7 @@ together. The block's other parameters (norms) are not trained.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ def block_output(out: Any) -> Any:
 
 
 def _as_recon(q: QuantizedMatrix) -> QuantizedMatrix:
-    return QuantizedMatrix(q.packed, q.scales, q.shape, RECON_MODE, q.group)
+    return dataclasses.replace(q, mode=RECON_MODE)
 
 
 def reconstruct_block(layer: Any, results: dict[str, QResult], lins: dict[str, Any], orig: dict[str, Any],

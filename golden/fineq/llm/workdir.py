@@ -135,8 +135,7 @@ class BlockStore(_Folder):
             a = stlayout.map_array(p, f"{n}.packed", np.uint8)
             if a.shape != q.packed.shape:
                 raise FormatError(f"{p}: {n}.packed has shape {a.shape}, not {q.packed.shape}")
-            out[n] = dataclasses.replace(r, qmatrix=QuantizedMatrix(a, q.scales, q.shape, q.mode, q.group,
-                                                                                 copy=False))
+            out[n] = dataclasses.replace(r, qmatrix=dataclasses.replace(q, packed=a, copy=False))
         return out
 
     def save(self, i: int, results: dict[str, QResult]) -> None:

@@ -83,7 +83,7 @@ def quantize(w: Any, mode: str = "paper", hessian: Any = None, hw_lambda: float 
         else:
             levels, codes, scales = quantize_calibrated(w, mode, hessian, group=group)
         q = from_levels(levels, codes, scales, group)
-        return QuantizedMatrix(q.packed, q.scales, q.shape, mode, q.group)
+        return dataclasses.replace(q, mode=mode)
     if mode not in MODES:
         raise FineQError(f"mode must be one of {FINEQ_MODES}, got {mode!r}")
     if hessian is not None:
