@@ -46,7 +46,7 @@ perf: setup
 	@mkdir -p build/perf
 	$(RUN) fineq perf $(if $(WEIGHTS),--weights $(WEIGHTS)) --json build/perf/perf.json
 
-EVAL_METHODS ?= reference,fineq-paper,fineq-search,fineq-hdiag,fineq-gptq,fineq-gptq-clip,fineq-gptq-ord,fineq-gptq-hw,fineq-recon,fineq-gptq-ord-g128,fineq-recon-g128,rtn,rtn3,rtn4,rtn8,uniform,gptq,gptq-g128,gptq3,gptq3-g128,gptq4,gptq4-g128,gptq8,gptq3-sm,gptq3-sm-g128,rtn4-sm,gptq4-sm,gptq4-sm-g128,rtn8-sm,gptq8-sm,owq,pbllm
+EVAL_METHODS ?= reference,fineq-paper,fineq-search,fineq-hdiag,fineq-gptq,fineq-gptq-clip,fineq-gptq-ord,fineq-gptq-hw,fineq-recon,fineq-gptq-ord-g128,fineq-recon-g128,fineq-gptq-ord-pow2,fineq-recon-pow2,rtn,rtn3,rtn4,rtn8,uniform,gptq,gptq-g128,gptq3,gptq3-g128,gptq4,gptq4-g128,gptq8,gptq3-sm,gptq3-sm-g128,rtn4-sm,gptq4-sm,gptq4-sm-g128,rtn8-sm,gptq8-sm,owq,pbllm
 eval: setup
 	@mkdir -p build/eval
 	$(RUN) fineq eval --model smollm2 --methods $(EVAL_METHODS) --seq 256 2048 --force \
@@ -54,7 +54,7 @@ eval: setup
 
 # make pareto: FineQ against the MAC array at equal accuracy, from an eval of the methods both arrays run and
 # make synth's summary (docs/performance.md "At equal accuracy"); make eval-pareto writes the eval it reads.
-PARETO_METHODS ?= reference,fineq-paper,fineq-search,fineq-gptq,fineq-gptq-ord,fineq-recon,fineq-recon-g128,fineq-recon-hw@0.1,fineq-recon-hw@0.2,fineq-gptq-hw@0.01,fineq-gptq-hw@0.02,fineq-gptq-hw@0.05,fineq-gptq-hw@0.1,gptq3-sm,gptq3-sm-g128,gptq4-sm,gptq4-sm-g128,rtn8-sm,gptq8-sm,gptq4-sm+rot,gptq3-sm-g128+rot
+PARETO_METHODS ?= reference,fineq-paper,fineq-search,fineq-gptq,fineq-gptq-ord,fineq-recon,fineq-recon-g128,fineq-gptq-ord-pow2,fineq-recon-pow2,fineq-recon-hw@0.1,fineq-recon-hw@0.2,fineq-gptq-hw@0.01,fineq-gptq-hw@0.02,fineq-gptq-hw@0.05,fineq-gptq-hw@0.1,gptq3-sm,gptq3-sm-g128,gptq4-sm,gptq4-sm-g128,rtn8-sm,gptq8-sm,gptq4-sm+rot,gptq3-sm-g128+rot
 PARETO_EVAL ?= build/eval/pareto.json
 eval-pareto: setup
 	@mkdir -p build/eval

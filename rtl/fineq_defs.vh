@@ -18,6 +18,9 @@
 `define FINEQ_LEVELS(n)      (((n) > 1) ? $clog2(n) : 1)
 // Width of a column sum of n sign-applied act_w-bit terms: act_w + 1 (so -(-2^(act_w-1)) fits) + LEVELS(n).
 `define FINEQ_SUM_W(act_w, n) ((act_w) + 1 + `FINEQ_LEVELS(n))
+// The power-of-two PE (CODING = 2, a variant outside the spec) passes x, 2x or 4x: terms up to POW2_SHIFT bits
+// wider, so its column sums are `FINEQ_SUM_W(act_w + `FINEQ_POW2_SHIFT, n) wide.
+`define FINEQ_POW2_SHIFT     2
 // Width of one MAC product: an act_w-bit activation times a w_w-bit sign-magnitude weight,
 // |act * w| <= 2^(act_w-1) * (2^(w_w-1) - 1) < 2^(act_w+w_w-2), signed.
 `define FINEQ_MAC_PROD_W(act_w, w_w) ((act_w) + (w_w) - 1)

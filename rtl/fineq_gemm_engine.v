@@ -20,6 +20,9 @@
 // max(1, max |w|) cycles); CODING = 1: binary-weighted coding, a variant beyond
 // the paper (|w| = b0 + 2*b1: 2 cycles if some |w| >= 2, else 1; the
 // accumulators add the doubled sums on the b1 cycle). Same Y, bit for bit.
+// CODING = 2: the power-of-two datapath, a variant outside the spec that runs the pow2 codebook's levels
+// (field magnitudes 1, 2, 3 stand for 1, 2, 4; docs/format.md): one cycle per vector, each PE passing 0, x, 2x
+// or 4x (fineq_pe_array POW2 = 1), column sums 2 bits wider. |Y| <= 512 K < 2^31 for K < 2^22.
 // CLOCK_GATE = 1 clock-gates the PE activation registers, the encoder's vector
 // register, the tree-sum registers and the column accumulators.
 // CLOCK_GATE changes no bit and no cycle: simulators run CLOCK_GATE = 0 (docs/microarchitecture.md).
@@ -64,7 +67,8 @@ module fineq_gemm_engine #(
 );
 
   localparam integer ACT_W = `FINEQ_ACT_W;
-  localparam integer SUM_W = `FINEQ_SUM_W(ACT_W, ROWS);
+  localparam integer POW2  = (CODING == 2) ? 1 : 0;  // the power-of-two PEs
+  localparam integer SUM_W = `FINEQ_SUM_W(ACT_W + POW2 * `FINEQ_POW2_SHIFT, ROWS);
   localparam integer VW    = $clog2(ROWS + 1);
   localparam integer RW    = (ROWS > 1) ? $clog2(ROWS) : 1;
   localparam integer PW    = (PSUM_DEPTH > 1) ? $clog2(PSUM_DEPTH) : 1;
@@ -93,8 +97,8 @@ module fineq_gemm_engine #(
       $error("%m: CLOCK_GATE (%0d) must be 0 or 1", CLOCK_GATE);
       $finish;
     end
-    if (CODING != 0 && CODING != 1) begin
-      $error("%m: CODING (%0d) must be 0 (thermometer) or 1 (binary)", CODING);
+    if (CODING < 0 || CODING > 2) begin
+      $error("%m: CODING (%0d) must be 0 (thermometer), 1 (binary) or 2 (power-of-two)", CODING);
       $finish;
     end
     if (BPV != `FINEQ_BPV(ROWS)) begin
@@ -137,7 +141,7 @@ module fineq_gemm_engine #(
   // ---------------------------------------------------------------- temporal stage (T)
   reg             ev_q, ev_d;
   reg [PW-1:0]    em_q, em_d;
-  wire [ROWS-1:0] enc_bits, enc_signs;
+  wire [ROWS-1:0] enc_bits, enc_x2, enc_x4, enc_signs;
   wire            enc_first, enc_last, enc_shift;
 
   reg             out_valid_q, out_valid_d;
@@ -173,6 +177,8 @@ module fineq_gemm_engine #(
     .vec_i  (dvec_q),
     .step_i (enc_step),
     .bits_o (enc_bits),
+    .x2_o   (enc_x2),
+    .x4_o   (enc_x4),
     .signs_o(enc_signs),
     .shift_o(enc_shift),
     .first_o(enc_first),
@@ -190,12 +196,14 @@ module fineq_gemm_engine #(
   end
 
   wire [COLS*SUM_W-1:0] col_sum;
-  fineq_pe_array #(.ROWS(ROWS), .COLS(COLS), .ACT_W(ACT_W), .PIPE(1), .CLOCK_GATE(CLOCK_GATE)) u_array (
+  fineq_pe_array #(.ROWS(ROWS), .COLS(COLS), .ACT_W(ACT_W), .PIPE(1), .CLOCK_GATE(CLOCK_GATE), .POW2(POW2)) u_array (
     .clk_i    (clk_i),
     .rst_ni   (rst_ni),
     .act_we_i (act_we),
     .act_row_i(act_data_i),
     .bits_i   (enc_bits),
+    .x2_i     (enc_x2),
+    .x4_i     (enc_x4),
     .signs_i  (enc_signs),
     .en_i     (t_adv),
     .col_sum_o(col_sum)
@@ -205,7 +213,8 @@ module fineq_gemm_engine #(
   wire [COLS*ACC_W-1:0] acc_sum;
   wire [COLS*ACC_W-1:0] acc_base = first_tile_q ? {COLS*ACC_W{1'b0}} : psum_rd;
 
-  fineq_accumulator #(.COLS(COLS), .SUM_W(SUM_W), .ACC_W(ACC_W), .CLOCK_GATE(CLOCK_GATE), .SHIFT(CODING)) u_acc (
+  fineq_accumulator #(.COLS(COLS), .SUM_W(SUM_W), .ACC_W(ACC_W), .CLOCK_GATE(CLOCK_GATE),
+                      .SHIFT((CODING == 1) ? 1 : 0)) u_acc (
     .clk_i  (clk_i),
     .rst_ni (rst_ni),
     .en_i   (a_adv),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # verilator --lint-only -Wall on every RTL file of rtl/files.f (the one file list), each as its own top (as a
-# reviewer would), with CLOCK_GATE=0 too where the module has it (the form the simulators run).
+# reviewer would), with CLOCK_GATE=0 too where the module has it (the form the simulators run), and its coding
+# variants (CODING=1, 2; POW2=1).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v verilator >/dev/null 2>&1; then
@@ -20,6 +21,11 @@ for f in $files; do
   if grep -q "parameter integer W_W" "$f"; then  # the MAC array's widest weights too
     out="$out$(verilator --lint-only -Wall $inc --top-module "$m" -GW_W=8 "$f" 2>&1 | grep -E '%(Warning|Error)')"
   fi
+  for g in CODING=1 CODING=2 POW2=1; do  # the binary and power-of-two variants too
+    if grep -q "parameter integer ${g%=*} " "$f"; then
+      out="$out$(verilator --lint-only -Wall $inc --top-module "$m" -G$g "$f" 2>&1 | grep -E '%(Warning|Error)')"
+    fi
+  done
   if [ -n "$out" ]; then echo "$f:"; echo "$out"; fail=1; else echo "lint ok: $f"; fi
 done
 # every Verilog file under rtl/ is in the list

@@ -27,6 +27,8 @@ arrays at their own weights (macsm<b>, b in MAC_WIDTHS) run the same rows quanti
 own b-bit sign-magnitude grid (fineq.quant.signmag, RTN per row) and the same activations;
 their accumulators' base input is modelled by their own bottom-edge outputs,
 sign-extended to 32 bits (partial sums of earlier tiles have the same statistics).
+The power-of-two datapath (units fineq_*_pow2) runs the same rows quantized with the same FineQ mode to the pow2
+codebook's levels {0, +-1, +-2, +-4} on the engine with CODING = 2, the same activations.
 """
 
 from __future__ import annotations
@@ -80,7 +82,19 @@ def workload(weights: str):
         return quantize(w), x, (f"SYNTHETIC weights (fineq.synthetic.heavy_tailed, seed {S.ACT_SEED}) quantized with "
                                 "FineQ paper, uniform int8 activations"), w
     wl = real_gemm(weights, S.ACT_LINEAR, S.ACT_M, n, S.WEIGHT_MODE, seed=S.ACT_SEED)
+    if wl.q.codebook != "int":
+        raise SystemExit(f"WEIGHTS={weights} holds {wl.q.codebook} levels: the activity workload takes the spec's "
+                         "levels (the power-of-two datapath's run quantizes the same rows itself)")
     return wl.q, wl.x, wl.description, wl.w
+
+
+def pow2_matrix(q, wf):
+    """The power-of-two datapath's weights: the workload's float rows quantized with the same FineQ mode to the
+    pow2 codebook (a data-free mode: WEIGHT_MODE, or paper for the stored levels of a calibrated model file)."""
+    from fineq import quantize
+
+    mode = q.mode if q.mode in ("paper", "search") else "paper"
+    return quantize(wf, mode, codebook="pow2")
 
 
 def mac_family(w_w: int | None) -> str:
@@ -90,19 +104,22 @@ def mac_family(w_w: int | None) -> str:
 
 
 def fineq_activity(q, x, coding: str = "thermometer") -> tuple[int, dict[str, Ports]]:
-    """The engine's run; with coding="binary" the families are named fineq_*_bin (decoder left out)."""
+    """The engine's run; with coding="binary" or "pow2" the caller names the families fineq_*_bin or fineq_*_pow2
+    (decoder left out: the decoders are the same)."""
     from fineq.engine.config import EngineConfig
     from fineq_tb.gemm_job import run_engine
 
     names = ["act_we", "act_data_i", "enc_bits", "enc_signs", "t_adv", "a_adv", "a_first_q", "a_shift_q", "col_sum",
              "acc_base", "d_to_t", "dvec_q", "enc_step", "wgt_data_i", "skip_q", "rows_t"]
+    if coding == "pow2":
+        names += ["enc_x2", "enc_x4"]
     cfg = EngineConfig(S.ROWS, S.ACT_COLS, 256, coding)
     runs = []
     for c0, c1 in token_tiles(x.shape[1]):
         out = run_engine(q, x[:, c0:c1], cfg, "verilator", trace_depth=1)
         runs.append(activity(Path(str(out.extra["work"])) / "dump.vcd", "fineq_gemm_engine", names))
     cycles, a = merge(runs)
-    sum_w = fineq_sum_w(S.ROWS)
+    sum_w = fineq_sum_w(S.ROWS, coding=coding)
     lanes = S.ACT_COLS
     ports = {
         "fineq_col": {**bus("act_we_i", a["act_we"]), **bus("act_row_i", lane_mean(a["act_data_i"], 8, lanes)),
@@ -113,6 +130,8 @@ def fineq_activity(q, x, coding: str = "thermometer") -> tuple[int, dict[str, Po
         "fineq_enc": {"load_i": a["d_to_t"][0], **bus("vec_i", a["dvec_q"]), "step_i": a["enc_step"][0]},
         "fineq_dec": {**bus("beat_i", a["wgt_data_i"]), **bus("skip_i", a["skip_q"]), **bus("valid_i", a["rows_t"])},
     }
+    if coding == "pow2":
+        ports["fineq_col"].update({**bus("x2_i", a["enc_x2"]), **bus("x4_i", a["enc_x4"])})
     return cycles // len(runs), ports
 
 
@@ -182,12 +201,17 @@ def measure(weights: str, tag: str, variant: bool) -> dict:
     for w, lv in wide.items():
         print(f"  MAC {w}-bit weights: the same rows on the {w}-bit sign-magnitude grid (RTN, per row): "
               f"{100 * float((lv != 0).mean()):.1f}% non-zero", flush=True)
-    # the simulations are independent processes: two at a time (the binary-weighted variant and the wider MAC
-    # arrays on the same workload)
+    qp = pow2_matrix(q, wf) if variant else None
+    if qp is not None:
+        print(f"  FineQ power-of-two datapath: the same rows, FineQ {qp.mode} to the pow2 codebook: "
+              f"{100 * float((qp.levels() != 0).mean()):.1f}% non-zero levels", flush=True)
+    # the simulations are independent processes: two at a time (the binary-weighted and power-of-two variants and
+    # the wider MAC arrays on the same workload)
     with ThreadPoolExecutor(2) as pool:
         f_fq = pool.submit(fineq_activity, q, x)
         f_mac = pool.submit(mac_activity, q, x, tag)
         f_bin = pool.submit(fineq_activity, q, x, "binary") if variant else None
+        f_pow2 = pool.submit(fineq_activity, qp, x, "pow2") if qp is not None else None
         f_wide = {w: pool.submit(mac_activity, lv, x, tag, w) for w, lv in wide.items()}
         (fc, fineq_ports), (mc, mac_ports) = f_fq.result(), f_mac.result()
         base = [fineq_ports["fineq_acc"][f"base_i[{b}]"] for b in range(32)]
@@ -201,6 +225,11 @@ def measure(weights: str, tag: str, variant: bool) -> dict:
             fineq_ports.update({f"{k}_bin": v for k, v in bin_ports.items() if k != "fineq_dec"})
             cycles["fineq_binary"] = bc
             print(f"  FineQ engine, binary-weighted coding: {bc} cycles", flush=True)
+        if f_pow2 is not None:
+            pc, pow2_ports = f_pow2.result()
+            fineq_ports.update({f"{k}_pow2": v for k, v in pow2_ports.items() if k != "fineq_dec"})
+            cycles["fineq_pow2"] = pc
+            print(f"  FineQ engine, power-of-two datapath (pow2 levels): {pc} cycles", flush=True)
         for w, f in f_wide.items():
             wc, wports = f.result()
             mac_ports.update(wports)
@@ -209,6 +238,7 @@ def measure(weights: str, tag: str, variant: bool) -> dict:
     return {"workload": {"m": q.shape[0], "k": q.shape[1], "n": int(x.shape[1]), "seed": S.ACT_SEED,
                          "array_cols": S.ACT_COLS, "runs": len(token_tiles(x.shape[1])),
                          "weights": weights, "description": desc, "nonzero_levels": nz,
+                         "pow2_nonzero_levels": None if qp is None else float((qp.levels() != 0).mean()),
                          "mac_widths": {str(w): {"grid": "sign-magnitude RTN per row",
                                                  "nonzero_levels": float((lv != 0).mean())} for w, lv in wide.items()},
                          "synthetic": weights == "synthetic"},

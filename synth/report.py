@@ -3,6 +3,8 @@
 Full designs are composed from the proven units by instance count:
   fineq_pe_array      = COLS x (column: ROWS PEs + adder tree + tree-sum register) + COLS x accumulator
                         + 1 temporal encoder; clock-gated (the engine's configuration)
+  fineq_pe_array_binary, fineq_pe_array_pow2  the same for the binary-weighted coding and for the power-of-two
+                        datapath (PEs passing x, 2x or 4x; the pow2 codebook), each with its own activity
   mac_systolic_array  = COLS x (column: ROWS MAC PEs) + COLS x accumulator; clock-gated the same way
   macsm<b>_systolic_array  the same at b-bit weights running its own sign-magnitude grid (settings.MAC_WIDTHS:
                         3, 4, 8), its columns synthesized flat
@@ -27,6 +29,7 @@ COMPOSITION = {
     "mac_systolic_array": [("mac_col", S.COLS), ("mac_acc", S.COLS)],
     "fineq_decoders": [("fineq_dec", 1)],
     "fineq_pe_array_binary": [("fineq_col_bin", S.COLS), ("fineq_acc_bin", S.COLS), ("fineq_enc_bin", 1)],
+    "fineq_pe_array_pow2": [("fineq_col_pow2", S.COLS), ("fineq_acc_pow2", S.COLS), ("fineq_enc_pow2", 1)],
     "fineq_pe_array_nogate": [("fineq_col_nogate", S.COLS), ("fineq_acc_nogate", S.COLS), ("fineq_enc_nogate", 1)],
     "fineq_pe_array_nopipe": [("fineq_col_nopipe", S.COLS), ("fineq_acc_nopipe", S.COLS), ("fineq_enc_nogate", 1)],
     "mac_systolic_array_nogate": [("mac_col_nogate", S.COLS), ("mac_acc_nogate", S.COLS)],
@@ -138,6 +141,7 @@ def main() -> None:
     if not libfree:
         summary["table_iii"] = table_iii(designs)
         summary["changes"] = changes(designs)
+        summary["codings"] = codings(designs, act)
     flat = {}
     for fam, (fl, col) in {"fineq": ("fineq_flat", "fineq_col_small"), "mac": ("mac_flat", "mac_col_small")}.items():
         est = S.FLAT_COLS * syn[col][key]
@@ -185,7 +189,21 @@ def changes(designs: dict) -> dict:
 
     return {"tree-sum register (FineQ)": d("fineq_pe_array_nopipe", "fineq_pe_array_nogate"),
             "clock gating (FineQ)": d("fineq_pe_array_nogate", "fineq_pe_array"),
-            "clock gating (MAC)": d("mac_systolic_array_nogate", "mac_systolic_array")}
+            "clock gating (MAC)": d("mac_systolic_array_nogate", "mac_systolic_array"),
+            "power-of-two datapath (FineQ, power per cycle)": d("fineq_pe_array", "fineq_pe_array_pow2")}
+
+
+def codings(designs: dict, act: dict) -> dict:
+    """The FineQ array's codings on the activity workload: power, the run's cycles and its energy (the power-of-two
+    datapath runs the same rows quantized to its own levels)."""
+    f = S.CLOCK_MHZ * 1e6
+    out = {}
+    for coding, design, key in [("thermometer", "fineq_pe_array", "fineq"), ("binary", "fineq_pe_array_binary",
+                                 "fineq_binary"), ("pow2", "fineq_pe_array_pow2", "fineq_pow2")]:
+        if key in act.get("cycles", {}):
+            mw, cyc = designs[design]["power_mw"]["total"], act["cycles"][key]
+            out[coding] = {"design": design, "power_mw": mw, "cycles": cyc, "energy_uj": mw * 1e-3 * cyc / f * 1e6}
+    return out
 
 
 def markdown(s: dict) -> str:
@@ -231,13 +249,19 @@ def markdown(s: dict) -> str:
         out.append(f"| paper (45 nm, commercial flow) | | | {t['paper']['area_reduction_pct']}% | | | "
                    f"{t['paper']['power_reduction_pct']}% | | | | |")
         out += ["", "'real' is the workload of this run (see Activity above); with WEIGHTS=synthetic both columns "
-                "are synthetic.", "", "## What the tree-sum register and the clock gates change", "",
+                "are synthetic.", "", "## What the tree-sum register, the clock gates and the power-of-two datapath change", "",
                 "| change | area mm^2 | area | power mW | power | slack ns before -> after | fmax MHz before -> after |",
                 "|---|---|---|---|---|---|---|"]
         for k, c in s["changes"].items():
             out.append(f"| {k} | {c['area_mm2']:+.4f} | {c['area_pct']:+.1f}% | {c['power_mw']:+.1f} | "
                        f"{c['power_pct']:+.1f}% | {c['slack_ns'][0]:+.3f} -> {c['slack_ns'][1]:+.3f} | "
                        f"{c['fmax_mhz'][0]:.0f} -> {c['fmax_mhz'][1]:.0f} |")
+        out += ["", "## The FineQ array's codings on the activity workload (one engine run, the arrays without "
+                "decoders)", "", "| coding | power mW | cycles | energy uJ |", "|---|---|---|---|"]
+        out += [f"| {k} | {v['power_mw']:.2f} | {v['cycles']:,} | {v['energy_uj']:.3f} |"
+                for k, v in s.get("codings", {}).items()]
+        out += ["", "The power-of-two datapath runs the same rows quantized with the same mode to its own levels "
+                "{0, +-1, +-2, +-4} (one cycle per vector)."]
         b = s["fineq_power_breakdown"]
         out += ["", "## FineQ array power breakdown (the paper's Figure 8)", "", "| part | mW | this flow | paper |",
                 "|---|---|---|---|"]

@@ -8,7 +8,8 @@ SYNTH_BUILD reports and netlists (build/synth)
 WEIGHTS     the workload simulated for switching activity: smollm2 (default), a Hugging Face folder, a
             .gguf, a .fineq.safetensors (stored levels, any mode), a weights-only .safetensors/.pt, or
             synthetic (fineq.synthetic.heavy_tailed, labelled as such)
-WEIGHT_MODE FineQ mode that quantizes real weights (paper; ignored for a .fineq.safetensors)
+WEIGHT_MODE FineQ mode that quantizes real weights (paper; ignored for a .fineq.safetensors); the power-of-two
+            datapath's activity runs the same rows quantized with the same mode to the pow2 codebook
 ACT_LINEAR  the linear whose first ACT_M rows and real inputs make the workload (model.layers.15.mlp.up_proj)
 ACT_M, ACT_K, ACT_N   rows, K (synthetic only: real weights keep the matrix's K) and tokens (128, 256, 64)
 ACT_SEED    seed of synthetic weights and activations (1)
@@ -81,13 +82,26 @@ def units() -> dict[str, Unit]:
     without the register after the adder tree (PIPE=0: the array as the paper describes it)."""
     r, c, fr, fc = ROWS, COLS, FLAT_ROWS, FLAT_COLS
     fsum = sum_w(r)
+    psum = sum_w(r, coding="pow2")
     msum = mac_psum_w(r)
     out: dict[str, Unit] = {}
     # FineQ array = COLS x (column of ROWS PEs + adder tree + tree-sum register) + COLS x accumulator + 1 encoder
     for sfx, pipe, gate in [("", 1, 1), ("_nogate", 1, 0), ("_nopipe", 0, 0)]:
         out["fineq_col" + sfx] = Unit("fineq_pe_array", {"ROWS": r, "COLS": 1, "PIPE": pipe, "CLOCK_GATE": gate},
-                                      "fineq_pe_array", {"ROWS": r, "COLS": 1, "SUM_W": fsum, "PIPE": pipe},
+                                      "fineq_pe_array", {"ROWS": r, "COLS": 1, "SUM_W": fsum, "PIPE": pipe, "POW2": 0},
                                       count=c, design="fineq_pe_array")
+    # _pow2: the power-of-two datapath (PEs passing x, 2x or 4x, POW2=1; encoder CODING=2; accumulators 2 bits
+    # wider at their input), clock-gated: the pow2 codebook's array
+    out["fineq_col_pow2"] = Unit("fineq_pe_array", {"ROWS": r, "COLS": 1, "PIPE": 1, "CLOCK_GATE": 1, "POW2": 1},
+                                 "fineq_pe_array", {"ROWS": r, "COLS": 1, "SUM_W": psum, "PIPE": 1, "POW2": 1},
+                                 count=c, design="fineq_pe_array_pow2")
+    out["fineq_acc_pow2"] = Unit("fineq_accumulator", {"COLS": 1, "SUM_W": psum, "ACC_W": 32, "CLOCK_GATE": 1,
+                                                       "SHIFT": 0},
+                                 "fineq_accumulator", {"COLS": 1, "SUM_W": psum, "ACC_W": 32, "SHIFT": 0},
+                                 count=c, design="fineq_pe_array_pow2")
+    out["fineq_enc_pow2"] = Unit("fineq_temporal_encoder", {"ROWS": r, "CLOCK_GATE": 1, "CODING": 2},
+                                 "fineq_temporal_encoder", {"ROWS": r, "CODING": 2}, count=1,
+                                 design="fineq_pe_array_pow2")
     # _bin: the binary-weighted coding (encoder CODING=1, accumulator SHIFT=1), clock-gated
     for sfx, gate, bin_ in [("", 1, 0), ("_nogate", 0, 0), ("_bin", 1, 1)]:
         out["fineq_acc" + sfx] = Unit("fineq_accumulator",
@@ -123,9 +137,9 @@ def units() -> dict[str, Unit]:
     # scaling cross-check: a small array flat against its column synthesized alone
     fsm = sum_w(fr)
     out["fineq_flat"] = Unit("fineq_pe_array", {"ROWS": fr, "COLS": fc}, "fineq_pe_array",
-                             {"ROWS": fr, "COLS": fc, "SUM_W": fsm, "PIPE": 1}, flatten=True)
+                             {"ROWS": fr, "COLS": fc, "SUM_W": fsm, "PIPE": 1, "POW2": 0}, flatten=True)
     out["fineq_col_small"] = Unit("fineq_pe_array", {"ROWS": fr, "COLS": 1}, "fineq_pe_array",
-                                  {"ROWS": fr, "COLS": 1, "SUM_W": fsm, "PIPE": 1})
+                                  {"ROWS": fr, "COLS": 1, "SUM_W": fsm, "PIPE": 1, "POW2": 0})
     out["mac_flat"] = Unit("mac_systolic_array", {"ROWS": fr, "COLS": fc}, "mac_systolic_array",
                            {"ROWS": fr, "COLS": fc, "PSUM_W": mac_psum_w(fr), "W_W": 3}, flatten=True)
     out["mac_col_small"] = Unit("mac_systolic_array", {"ROWS": fr, "COLS": 1}, "mac_systolic_array",
@@ -159,6 +173,10 @@ STA_RUNS: dict[str, StaRun] = {
     "fineq_col_bin": StaRun("fineq_col", "fineq_col_bin"),
     "fineq_acc_bin": StaRun("fineq_acc_bin", "fineq_acc_bin"),
     "fineq_enc_bin": StaRun("fineq_enc_bin", "fineq_enc_bin"),
+    # the power-of-two datapath: its own column, encoder and accumulator, its own activity
+    "fineq_col_pow2": StaRun("fineq_col_pow2", "fineq_col_pow2"),
+    "fineq_acc_pow2": StaRun("fineq_acc_pow2", "fineq_acc_pow2"),
+    "fineq_enc_pow2": StaRun("fineq_enc_pow2", "fineq_enc_pow2"),
     "mac_col": StaRun("mac_col", "mac_col"),
     "mac_col_nogate": StaRun("mac_col_nogate", "mac_col"),
     "mac_acc": StaRun("mac_acc", "mac_acc", "mac_col"),

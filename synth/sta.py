@@ -39,7 +39,7 @@ def run_sta(name: str, run: S.StaRun, top: str, lib: Path, act: Path | None, act
     env = dict(os.environ, LIB=str(lib), NETLIST=str(S.unit_dir(run.unit) / "netlist.v"), UNIT_TOP=top,
                PERIOD_NS=str(S.PERIOD_NS), ACTIVITY=str(act or ""), ACTIVITY_SYN=str(act_syn or ""),
                IN_DELAY_PORT=in_port, IN_DELAY_NS=str(in_delay),
-               GROUPS=GROUPS.get(run.family.removesuffix("_bin"), ""))
+               GROUPS=GROUPS.get(run.family.removesuffix("_bin").removesuffix("_pow2"), ""))
     res = subprocess.run(["sta", "-no_splash", "-exit", str(S.ROOT / "synth" / "sta_unit.tcl")], env=env,
                          capture_output=True, text=True)
     (out / "sta.log").write_text(res.stdout + res.stderr)

@@ -52,6 +52,10 @@ def work(tmp_path, monkeypatch):
     np.savez("ver99.fineq.npz", **{**fields, "format_version": np.int64(99)})
     np.savez("v2nogroup.fineq.npz", **{**fields, "format_version": np.int64(2)})
     np.savez("groupshape.fineq.npz", **{**fields, "format_version": np.int64(2), "group": np.int64(8)})
+    np.savez("v3nobook.fineq.npz", **{**fields, "format_version": np.int64(3)})
+    np.savez("book99.fineq.npz", **{**fields, "format_version": np.int64(3), "codebook": np.array("pow3")})
+    np.savez("v1book.fineq.npz", **{**fields, "codebook": np.array("pow2")})
+    fineq.save(fineq.quantize(w, codebook="pow2"), "P.fineq.npz")
     Path("Y.npy").write_bytes(b"keep me")
     Path("bad.json").write_text("{not json")
     Path("dir").mkdir()
@@ -118,6 +122,10 @@ def _tampered_files(q) -> None:
         ("mgroupstray", t, {**meta, "format_version": "3", "linear_groups": json.dumps({"nope": 8})}),
         ("mgroupshape", t, {**meta, "format_version": "3", "linear_groups": json.dumps({lin: 8})}),
         ("mgroupver", t, {**meta, "format_version": "3"}),
+        ("mbookver", t, {**meta, "format_version": "4"}),
+        ("mbook", t, {**meta, "format_version": "4", "codebook": "pow3"}),
+        ("mbookint", t, {**meta, "format_version": "4", "codebook": "int"}),
+        ("mbookv1", t, {**meta, "codebook": "pow2"}),
     ]:
         save_file(tensors, f"{name}.fineq.safetensors", metadata=md)
     raw = Path("mgood.fineq.safetensors").read_bytes()
@@ -166,6 +174,23 @@ CASES = [
     (["eval", "--model", "smollm2", "--methods", "fineq-gptq-ord-gx"], "the group after '-g' must be a whole"),
     (["eval", "--model", "smollm2", "--backend", "icarus", "--methods", "fineq-recon-g64"],
      "group scales are costed, not built in the RTL"),
+    # the power-of-two codebook (the other variant outside the spec)
+    (["info", "v3nobook.fineq.npz"], "format version 3 and the codebook key disagree"),
+    (["info", "book99.fineq.npz"], "codebook must be one of pow2"),
+    (["info", "v1book.fineq.npz"], "format version 1 and the codebook key disagree"),
+    (["quantize", "W.npy", "-o", "o.fineq.npz", "--codebook", "pow3"], "invalid choice: 'pow3'"),
+    (["quantize", "W.npy", "-o", "o.fineq.npz", "--mode", "gptq-hw", "--calib", "Xc.npy", "--codebook", "pow2"],
+     "mode gptq-hw takes only the spec's codebook"),
+    (["gemm", "P.fineq.npz", "X.npy", "--coding", "binary"], "run on the pow2 coding, not binary"),
+    (["gemm", "Q.fineq.npz", "X.npy", "--coding", "pow2"], "run on the thermometer or binary coding, not pow2"),
+    (["eval", "--model", "smollm2", "--methods", "fineq-gptq-hw@0.1-pow2"], "neither cycle-priced"),
+    (["eval", "--model", "smollm2", "--methods", "fineq-recon-pow2-pow2"], "come once each"),
+    (["eval", "--model", "smollm2", "--backend", "verilator", "--coding", "thermometer", "--methods",
+      "fineq-paper-pow2"], "fineq-paper-pow2: the pow2 codebook's levels run on the pow2 coding, not thermometer"),
+    (["perf", "--weights", "mbookver.fineq.safetensors"], "format version 4 and the codebook metadata disagree"),
+    (["perf", "--weights", "mbook.fineq.safetensors"], "codebook 'pow3' is not one of pow2"),
+    (["perf", "--weights", "mbookint.fineq.safetensors"], "codebook 'int' is not one of pow2"),
+    (["perf", "--weights", "mbookv1.fineq.safetensors"], "format version 1 and the codebook metadata disagree"),
     # gemm
     (["gemm", "W.npy", "X.npy"], "NumPy .npy array"),
     (["gemm", "Q.fineq.npz", "Xf.npy"], "must be int8"),

@@ -168,29 +168,21 @@ def test_group_names_and_errors():
     assert registry.get("fineq-recon-g32").recon is not None
     with pytest.raises(FineQError, match="whole number at least 1"):
         registry.get("fineq-gptq-ord-g0")
-    with pytest.raises(FineQError, match="unknown method"):
+    with pytest.raises(FineQError, match="group scales are built for modes gptq-ord, recon, not 'paper'"):
         registry.get("fineq-paper-g128")
+    with pytest.raises(FineQError, match="unknown method"):
+        registry.get("fineq-nomode-g128")
     with pytest.raises(FineQError, match="group scales are built for modes gptq-ord, recon"):
         registry.quantize(np.ones((2, 24), dtype=np.float32), "paper", group=8)
 
 
 @pytest.fixture(scope="module")
-def tiny_grouped(tiny_llama, tmp_path_factory):
+def tiny_grouped(tiny_llama):
     """fineq-gptq-ord-g32 and fineq-recon-g32 on the tiny LLaMA (hidden 64, intermediate 96)."""
-    from fineq.llm import corpus, models
-    from fineq.llm.apply import apply
+    from tiny_llm import apply_methods
 
     folder, text = tiny_llama
-    lm = models.load(folder)
-    calib = corpus.split(corpus.tokenize(lm.tokenizer, text.read_text()), 8, 64).calib
-    orig = {n: lin.weight.detach().clone() for n, lin in models.decoder_linears(lm.model).items()}
-    runs = {}
-    for name in ("fineq-gptq-ord-g32", "fineq-recon-g32"):
-        with torch.no_grad():
-            for n, lin in models.decoder_linears(lm.model).items():
-                lin.weight.copy_(orig[n])
-        runs[name] = apply(lm.model, registry.get(name), calib)
-    return runs
+    return apply_methods(folder, text, ["fineq-gptq-ord-g32", "fineq-recon-g32"])
 
 
 def test_recon_trains_group_scales_on_a_tiny_model(tiny_grouped):

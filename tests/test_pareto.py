@@ -183,6 +183,14 @@ def test_front_and_equal_accuracy(files):
             assert any(q["by_seq"]["256"]["compute_j_per_token"] <= p["by_seq"]["256"]["compute_j_per_token"]
                        and q["ppl"]["256"] <= p["ppl"]["256"] for q in pts)
     assert doc["not_on_either_array"] == ["gptq3"]
+    # every usable FineQ configuration on the front has its equal-accuracy line, once (beside the two roles)
+    for s in ("256", "2048"):
+        usable = {p["name"] for p in doc["points"] if p["arch"] == "fineq" and p["ppl"][s] <= 10 * doc["reference_ppl"][s]}
+        rows = [r for r in doc["iso_accuracy"] if r["seq"] == int(s)]
+        roles = {r["fineq"] for r in rows if r["role"] != "on the front"}
+        front = [r["fineq"] for r in rows if r["role"] == "on the front"]
+        on = set(doc["fronts"][w][s]["with_memory_j_per_token"]) & usable
+        assert set(front) == on - roles and len(front) == len(set(front))
 
 
 def test_no_mac_as_accurate_is_said(files, tmp_path):

@@ -151,7 +151,8 @@ def test_transform_metadata_is_checked(tiny_llama, tmp_path):
     for change, msg in [({"transform": "spin"}, "unknown model transform"),
                         ({"format_version": "1"}, "disagree"),
                         ({"format_version": "3"}, "linear_groups metadata disagree"),
-                        ({"format_version": "4"}, "not supported")]:
+                        ({"format_version": "4"}, "codebook metadata disagree"),
+                        ({"format_version": "5"}, "not supported")]:
         bad = tmp_path / "b.fineq.safetensors"
         save_file(tensors, str(bad), metadata={**meta, **change})
         with pytest.raises(FormatError, match=msg):

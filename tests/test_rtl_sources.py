@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fineq.engine.config import EngineConfig, bpv, mac_psum_w, sum_w, tree_levels
+from fineq.engine.config import POW2_SHIFT, EngineConfig, bpv, mac_psum_w, sum_w, tree_levels
 from fineq.format.codec import ACT_BITS, BLOCK_BITS, BLOCK_BYTES, BLOCK_WEIGHTS, CLUSTERS_PER_BLOCK, W_BITS
 from fineq.hw.sources import FILE_LIST, HEADER, rtl_sources
 
@@ -27,6 +27,7 @@ def test_header_constants_equal_python():
     assert int(d["FINEQ_BLOCK_WEIGHTS"]) == BLOCK_WEIGHTS == 24
     assert int(d["FINEQ_CLUSTERS"]) == CLUSTERS_PER_BLOCK
     assert int(d["FINEQ_W_BITS"]) == W_BITS and int(d["FINEQ_ACT_W"]) == ACT_BITS
+    assert int(d["FINEQ_POW2_SHIFT"]) == POW2_SHIFT == 2  # the power-of-two PE's largest shift (levels 1, 2, 4)
 
 
 ROWS = [1, 2, 5, 8, 16, 24, 64, 100, 128]
@@ -40,18 +41,19 @@ def test_header_widths_equal_python(tmp_path):
 
     if shutil.which("iverilog") is None:
         pytest.skip("needs Icarus Verilog")
-    calls = " ".join(f'$display("%0d %0d %0d %0d %0d %0d", `FINEQ_LEVELS({n}), `FINEQ_SUM_W(8, {n}), '
+    calls = " ".join(f'$display("%0d %0d %0d %0d %0d %0d %0d", `FINEQ_LEVELS({n}), `FINEQ_SUM_W(8, {n}), '
                      f'`FINEQ_MAC_PSUM_W(8, 3, {n}), `FINEQ_MAC_PSUM_W(8, 4, {n}), `FINEQ_MAC_PSUM_W(8, 8, {n}), '
-                     f'`FINEQ_BPV({n}));' for n in ROWS)
+                     f'`FINEQ_BPV({n}), `FINEQ_SUM_W(8 + `FINEQ_POW2_SHIFT, {n}));' for n in ROWS)
     (tmp_path / "t.v").write_text(f'`include "{HEADER}"\nmodule t; initial begin {calls} end endmodule\n')
     subprocess.run(["iverilog", "-g2005", f"-I{RTL}", "-o", str(tmp_path / "t"), str(tmp_path / "t.v")], check=True)
     out = subprocess.run(["vvp", "-n", str(tmp_path / "t")], capture_output=True, text=True, check=True).stdout
     got = [tuple(int(v) for v in line.split()) for line in out.splitlines() if line.strip()]
-    assert got == [(tree_levels(n), sum_w(n), mac_psum_w(n), mac_psum_w(n, w_w=4), mac_psum_w(n, w_w=8), bpv(n))
-                   for n in ROWS]
+    assert got == [(tree_levels(n), sum_w(n), mac_psum_w(n), mac_psum_w(n, w_w=4), mac_psum_w(n, w_w=8), bpv(n),
+                    sum_w(n, coding="pow2")) for n in ROWS]
     assert mac_psum_w(64) == 16 and mac_psum_w(64, w_w=8) == 21  # 128 * 127 * 64 < 2^20
     for n in (8, 16, 64):
         assert EngineConfig(n, 4).bpv == bpv(n) and EngineConfig(n, 4).sum_w == sum_w(n)
+        assert EngineConfig(n, 4, coding="pow2").sum_w == sum_w(n) + POW2_SHIFT
 
 
 def test_file_list_is_the_tree():
@@ -101,4 +103,4 @@ def test_parameter_errors_name_the_instance_and_the_values(tmp_path):
     subprocess.run(["iverilog", "-g2005", f"-I{RTL}", "-s", "t", "-o", str(tmp_path / "t"), str(tmp_path / "t.v"), *srcs],
                    check=True, capture_output=True)
     out = subprocess.run(["vvp", "-n", str(tmp_path / "t")], capture_output=True, text=True)
-    assert "t.u_bad: SUM_W (3) must be IN_W + 1 + clog2(N) = 11" in out.stdout + out.stderr
+    assert "t.u_bad: SUM_W (3) must be IN_W + 2 POW2 + 1 + clog2(N) = 11" in out.stdout + out.stderr

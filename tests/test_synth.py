@@ -46,8 +46,15 @@ def test_synth_small_with_liberty():
     # the real workload (SmolLM2) by default, the synthetic one beside it
     assert "smollm2" in s["activity"] and "SYNTHETIC" in s["activity"] and not s["activity_synthetic"]
     assert "8 x 2 arrays, 2 runs of 2 tokens" in s["activity"]  # ACT_N tokens in ACT_COLS-wide runs, merged
-    for name in ("fineq_pe_array_binary", "fineq_pe_array_nogate", "fineq_pe_array_nopipe", "mac_systolic_array_nogate"):
+    for name in ("fineq_pe_array_binary", "fineq_pe_array_pow2", "fineq_pe_array_nogate", "fineq_pe_array_nopipe",
+                 "mac_systolic_array_nogate"):
         assert s["designs"][name]["netlists_proven"] is True and s["designs"][name]["power_mw"]["total"] > 0
+    # the power-of-two datapath: wider leaves (more area), one cycle per vector (fewer cycles on the same rows)
+    cod = s["codings"]
+    assert set(cod) == {"thermometer", "binary", "pow2"}
+    assert cod["pow2"]["cycles"] < cod["binary"]["cycles"] <= cod["thermometer"]["cycles"]
+    assert s["designs"]["fineq_pe_array_pow2"]["area_mm2"] > s["designs"]["fineq_pe_array"]["area_mm2"]
+    assert s["units"]["fineq_col_pow2"]["proof"]["tests"] > 0 and s["units"]["fineq_enc_pow2"]["proof"]["equal"]
     assert "power_mw_synthetic" in s["designs"]["fineq_pe_array"]
     # clock gates are in the gated netlists (and power sees them), not in the others
     units = s["units"]

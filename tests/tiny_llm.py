@@ -30,3 +30,24 @@ def make_tiny_llama(folder: Path, seed: int = 0, hidden: int = 64, inter: int = 
     model.save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+def apply_methods(folder: Path, text: Path, names: list[str], samples: int = 8, seq: int = 64) -> dict:
+    """``{method: {linear: QResult}}``: each of ``names`` applied to the tiny model in ``folder``, calibrated on
+    ``samples x seq`` tokens of ``text``, every method from the model's own weights."""
+    import torch
+
+    from fineq.llm import corpus, models
+    from fineq.llm.apply import apply
+    from fineq.quant import registry
+
+    lm = models.load(folder)
+    calib = corpus.split(corpus.tokenize(lm.tokenizer, text.read_text()), samples, seq).calib
+    orig = {n: lin.weight.detach().clone() for n, lin in models.decoder_linears(lm.model).items()}
+    runs = {}
+    for name in names:
+        with torch.no_grad():
+            for n, lin in models.decoder_linears(lm.model).items():
+                lin.weight.copy_(orig[n])
+        runs[name] = apply(lm.model, registry.get(name), calib)
+    return runs

@@ -5,7 +5,8 @@
 // every enabled cycle adds the sign-extended tree sum. sum_o is the value after
 // this cycle's addition (combinational), acc_q keeps it for the next cycle.
 // Width: |Y| <= 3 * 2^(ACT_W-1) * K; ACC_W = 32 holds K <= 5,592,405 for
-// ACT_W = 8 (the engine limits K to 22 bits).
+// ACT_W = 8 (the engine limits K to 22 bits); with the power-of-two levels
+// (up to 4) |Y| <= 512 K, which 32 bits hold for K < 2^22.
 // SHIFT = 1 (for the binary-weighted coding): on a cycle with shift_i high the
 // sum input is doubled before it is added (|2 * sum| still fits ACC_W).
 // SHIFT = 0: shift_i is unused.

@@ -7,6 +7,9 @@
 //   tree(c) = sum_r (bits_i[r] ? (signs_i[r] ? -x(r, c) : x(r, c)) : 0), SUM_W bits (fineq_adder_tree).
 // The activation registers are one fineq_en_reg per row (the ROWS x COLS PE registers, row r enabled by
 // act_we_i[r]); the PEs' select and the sign are the leaves of fineq_adder_tree.
+// POW2 = 1 (the power-of-two PE, a variant outside the spec, for the pow2 codebook's levels 1, 2, 4): PE (r, c)
+// passes x(r, c) if bits_i[r], 2 x(r, c) if x2_i[r], 4 x(r, c) if x4_i[r] (one-hot per row), and the column sums
+// are 2 bits wider: SUM_W = `FINEQ_SUM_W(ACT_W + 2, ROWS). POW2 = 0: x2_i and x4_i are unused.
 //
 // PIPE = 1: col_sum_o is the trees' sums registered on a cycle with en_i high (it holds otherwise): one cycle
 // of latency, and the PE -> tree -> accumulator path is cut after the tree. PIPE = 0: col_sum_o is the
@@ -24,13 +27,16 @@ module fineq_pe_array #(
   parameter integer ACT_W      = `FINEQ_ACT_W,
   parameter integer PIPE       = 1,
   parameter integer CLOCK_GATE = 1,
-  parameter integer SUM_W      = `FINEQ_SUM_W(ACT_W, ROWS)
+  parameter integer POW2       = 0,
+  parameter integer SUM_W      = `FINEQ_SUM_W(ACT_W + POW2 * `FINEQ_POW2_SHIFT, ROWS)
 ) (
   input  wire                  clk_i,
   input  wire                  rst_ni,
   input  wire [ROWS-1:0]       act_we_i,
   input  wire [COLS*ACT_W-1:0] act_row_i,
   input  wire [ROWS-1:0]       bits_i,
+  input  wire [ROWS-1:0]       x2_i,
+  input  wire [ROWS-1:0]       x4_i,
   input  wire [ROWS-1:0]       signs_i,
   input  wire                  en_i,
   output wire [COLS*SUM_W-1:0] col_sum_o
@@ -41,12 +47,13 @@ module fineq_pe_array #(
       $error("%m: ROWS (%0d) and COLS (%0d) must be positive", ROWS, COLS);
       $finish;
     end
-    if ((PIPE != 0 && PIPE != 1) || (CLOCK_GATE != 0 && CLOCK_GATE != 1)) begin
-      $error("%m: PIPE (%0d) and CLOCK_GATE (%0d) must be 0 or 1", PIPE, CLOCK_GATE);
+    if ((PIPE != 0 && PIPE != 1) || (CLOCK_GATE != 0 && CLOCK_GATE != 1) || (POW2 != 0 && POW2 != 1)) begin
+      $error("%m: PIPE (%0d), CLOCK_GATE (%0d) and POW2 (%0d) must be 0 or 1", PIPE, CLOCK_GATE, POW2);
       $finish;
     end
-    if (SUM_W != `FINEQ_SUM_W(ACT_W, ROWS)) begin
-      $error("%m: SUM_W (%0d) must be ACT_W + 1 + clog2(ROWS) = %0d", SUM_W, `FINEQ_SUM_W(ACT_W, ROWS));
+    if (SUM_W != `FINEQ_SUM_W(ACT_W + POW2 * `FINEQ_POW2_SHIFT, ROWS)) begin
+      $error("%m: SUM_W (%0d) must be ACT_W + 2 POW2 + 1 + clog2(ROWS) = %0d", SUM_W,
+             `FINEQ_SUM_W(ACT_W + POW2 * `FINEQ_POW2_SHIFT, ROWS));
       $finish;
     end
   end
@@ -69,9 +76,11 @@ module fineq_pe_array #(
     end
   endgenerate
 
-  fineq_adder_tree #(.N(ROWS), .COLS(COLS), .IN_W(ACT_W), .SUM_W(SUM_W)) u_tree (
+  fineq_adder_tree #(.N(ROWS), .COLS(COLS), .IN_W(ACT_W), .POW2(POW2), .SUM_W(SUM_W)) u_tree (
     .data_i(act_q),
     .bits_i(bits_i),
+    .x2_i  (x2_i),
+    .x4_i  (x4_i),
     .neg_i (signs_i),
     .sum_o (tree_sum)
   );

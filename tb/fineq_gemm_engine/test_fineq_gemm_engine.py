@@ -39,7 +39,7 @@ import fineq
 from fineq.engine.config import CODINGS, EngineConfig
 from fineq.engine.cycles import engine_cycles
 from fineq.engine.schedule import act_rows, beat_window, schedule
-from fineq.format.codec import BLOCK_BYTES
+from fineq.format.codec import BLOCK_BYTES, level_max
 from fineq.hw.job import Job, make_job, read_job
 from fineq.synthetic import heavy_tailed
 from fineq_tb import clocking, runner
@@ -94,8 +94,11 @@ def case_list(kind: str, cfg: EngineConfig, rng: random.Random) -> list[Case]:
         x.flat[nrng.integers(0, x.size, size=max(1, x.size // 8))] = 127
         return x
 
+    book = cfg.codebook  # the levels the engine's coding runs (pow2: {0, +-1, +-2, +-4})
+
     def heavy(m: int, k: int) -> fineq.QuantizedMatrix:
-        return fineq.quantize(heavy_tailed(m, k, seed=rng.getrandbits(32)), rng.choice(["paper", "search"]))
+        return fineq.quantize(heavy_tailed(m, k, seed=rng.getrandbits(32)), rng.choice(["paper", "search"]),
+                              codebook=book)
 
     r, c, d = cfg.rows, cfg.cols, cfg.psum_depth
     if kind == "random":
@@ -113,10 +116,10 @@ def case_list(kind: str, cfg: EngineConfig, rng: random.Random) -> list[Case]:
             out.append((f"cycles{i} M={m} K={k} N={n}", heavy(m, k), acts(k, n), 0.0))
         return out
     if kind == "corners":
-        k3 = 2 * r + 8
-        three = np.full((3, k3), 3, dtype=np.int8)
-        three[1] = -3
-        three[2, ::2] = -3
+        k3, top = 2 * r + 8, level_max(book)
+        three = np.full((3, k3), top, dtype=np.int8)
+        three[1] = -top
+        three[2, ::2] = -top
         codes3 = np.array([[1 + (p % 3) for p in range(4 * -(-k3 // 24))]] * 3, dtype=np.uint8)
         for row in range(3):
             for cl in range(-(-k3 // 3)):
@@ -124,8 +127,8 @@ def case_list(kind: str, cfg: EngineConfig, rng: random.Random) -> list[Case]:
                 if pos < k3:
                     three[row, pos] = 0
         cases = [
-            ("all-zero weights", fineq.quantize(np.zeros((3, 50), dtype=np.float32)), acts(50, c), 0.0),
-            ("every magnitude 3", fineq.from_levels(three, codes3), acts(k3, c), 0.0),
+            ("all-zero weights", fineq.quantize(np.zeros((3, 50), dtype=np.float32), codebook=book), acts(50, c), 0.0),
+            (f"every magnitude {top}", fineq.from_levels(three, codes3, codebook=book), acts(k3, c), 0.0),
             ("K=1", heavy(4, 1), acts(1, c), 0.0),
             ("K=23 (not a multiple of 24)", heavy(3, 23), acts(23, 2), 0.0),
             (f"K={r + 1} (not a multiple of ROWS)", heavy(2, r + 1), acts(r + 1, c), 0.0),
@@ -302,7 +305,7 @@ class GemmModel(uvm_component):
                 seen[row, b] = True
         assert next(act_it, None) is None and next(wgt_it, None) is None, "engine took extra beats"
         assert seen.all(), "some blocks never reached the engine"
-        q = fineq.QuantizedMatrix(packed, np.ones(obs.m, dtype=np.float16), (obs.m, obs.k))
+        q = fineq.QuantizedMatrix(packed, np.ones(obs.m, dtype=np.float16), (obs.m, obs.k), codebook=cfg.codebook)
         y = fineq.gemm(q, x)
         cycles = engine_cycles(q.levels(), cfg)["total"] if obs.stall_cycles == 0 else None
         return Expected([list(map(int, r)) for r in y], cycles)
@@ -446,7 +449,8 @@ class GemmRandomTest(GemmBaseTest):
 
 @pyuvm.test()
 class GemmCornerTest(GemmBaseTest):
-    """All-zero weights, every magnitude 3, K=1, K not a multiple of 24 or ROWS, N=1, M=1, M chunks."""
+    """All-zero weights, every magnitude 3 (4 with the power-of-two coding), K=1, K not a multiple of 24 or ROWS,
+    N=1, M=1, M chunks."""
 
     CASES = "corners"
 
@@ -515,6 +519,8 @@ CONFIGS = [
         ("verilator", SMALL, REGRESSION, "verilator-16x8"),
         ("verilator", {**SMALL, "CODING": 1}, REGRESSION, "verilator-16x8-binary"),
         ("icarus", {**SMALL, "CODING": 1}, ["GemmCycleTest"], "icarus-16x8-binary"),
+        ("verilator", {**SMALL, "CODING": 2}, REGRESSION, "verilator-16x8-pow2"),
+        ("icarus", {**SMALL, "CODING": 2}, ["GemmCycleTest", "GemmCornerTest"], "icarus-16x8-pow2"),
         ("verilator", FULL, REGRESSION, "verilator-64x64"),
     ]
     if sim in runner.simulators()

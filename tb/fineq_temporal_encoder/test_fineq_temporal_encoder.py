@@ -1,5 +1,6 @@
 """fineq_temporal_encoder against the spec's thermometer code (section 8) and early termination, or,
-with CODING = 1, against the binary-weighted variant (b1 bits with shift_o, then b0 bits).
+with CODING = 1, against the binary-weighted variant (b1 bits with shift_o, then b0 bits), or, with CODING = 2,
+against the power-of-two datapath's one-hot selects (bits_o, x2_o, x4_o for magnitudes 1, 2, 3: one cycle).
 
 Input monitor samples load_i/vec_i/step_i at each edge and feeds the model
 (a cycle-by-cycle Python encoder); output monitor samples bits/signs/first/last;
@@ -9,11 +10,13 @@ the scoreboard compares them cycle by cycle.
 from __future__ import annotations
 
 import cocotb
+import numpy as np
 import pytest
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from fineq.engine.config import CODINGS
 from fineq.engine.cycles import vector_length
+from fineq.engine.gemm import temporal_bits
 from fineq.format import codec
 from fineq_tb import clocking, runner
 from fineq_tb.scoreboard import Scoreboard
@@ -21,22 +24,27 @@ from fineq_tb.scoreboard import Scoreboard
 
 class Model:
     """Thermometer (spec section 8): bit t of magnitude u is (t < u). Binary: with some u >= 2, cycle 0
-    sends bit 1 of every u (shift 1), cycle 1 bit 0; otherwise one cycle of bit 0. A vector lasts
+    sends bit 1 of every u (shift 1), cycle 1 bit 0; otherwise one cycle of bit 0. Power-of-two: one cycle, the
+    selects of x (u = 1), 2x (u = 2) and 4x (u = 3) from ``fineq.engine.gemm.temporal_bits``. A vector lasts
     ``fineq.engine.cycles.vector_length`` cycles."""
 
     def __init__(self, rows: int, coding: int) -> None:
         self.rows, self.coding, self.vec, self.cnt = rows, coding, [0] * rows, 0
 
-    def outputs(self) -> tuple[int, int, int, int, int]:
+    def outputs(self) -> tuple[int, int, int, int, int, int, int]:
         mags = [abs(v) for v in self.vec]
         hi = self.coding == 1 and max(mags) >= 2 and self.cnt == 0
-        if self.coding == 1:
+        x2 = x4 = 0
+        if self.coding == 2:
+            (factor, _), = temporal_bits(np.array(mags), "pow2")
+            bits, x2, x4 = (sum(int(f == want) << r for r, f in enumerate(factor)) for want in (1, 2, 4))
+        elif self.coding == 1:
             bits = sum((((m >> 1) if hi else m) & 1) << r for r, m in enumerate(mags))
         else:
             bits = sum((self.cnt < m) << r for r, m in enumerate(mags))
         signs = sum((v < 0) << r for r, v in enumerate(self.vec))
         last = self.cnt == vector_length(max(mags), CODINGS[self.coding]) - 1
-        return bits, signs, int(hi), int(self.cnt == 0), int(last)
+        return bits, x2, x4, signs, int(hi), int(self.cnt == 0), int(last)
 
     def step(self, load: int, vec_bus: int, step: int) -> None:
         if load:
@@ -66,8 +74,8 @@ class TB:
             await RisingEdge(self.dut.clk_i)
             d = self.dut
             self.sb.expect(self.model.outputs())
-            self.sb.observe((int(d.bits_o.value), int(d.signs_o.value), int(d.shift_o.value), int(d.first_o.value),
-                             int(d.last_o.value)))
+            self.sb.observe((int(d.bits_o.value), int(d.x2_o.value), int(d.x4_o.value), int(d.signs_o.value),
+                             int(d.shift_o.value), int(d.first_o.value), int(d.last_o.value)))
             self.model.step(int(d.load_i.value), int(d.vec_i.value), int(d.step_i.value))
 
     async def run_vector(self, levels: list[int], hold_prob: float) -> int:
@@ -120,7 +128,8 @@ async def encoder_random_vectors(dut):
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("rows,gate,coding", [(8, 1, 0), (8, 0, 0), (64, 1, 0), (8, 1, 1), (64, 1, 1)])
+@pytest.mark.parametrize("rows,gate,coding", [(8, 1, 0), (8, 0, 0), (64, 1, 0), (8, 1, 1), (64, 1, 1), (8, 1, 2),
+                                              (64, 1, 2)])
 @pytest.mark.parametrize("sim", runner.simulators())
 def test_fineq_temporal_encoder(sim, rows, gate, coding):
     runner.run("fineq_temporal_encoder", "test_fineq_temporal_encoder", sim,

@@ -27,12 +27,14 @@ from fineq.hw.procs import worker_pool
 
 
 def run_layer(model: str, layer: int, tokens: int, text: str | None, mode: str, backend: str, cfg: Any,
-              jobs: int | None = None, report: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run the seven linears of decoder layer ``layer`` of ``model`` through ``backend``; ``report(row)`` is called
-    as each linear finishes. Returns ``{"model", "reference", "layer", "tokens", "mode", "backend", "linears",
-    "total"}``."""
+              jobs: int | None = None, report: Callable[[dict[str, Any]], None] | None = None,
+              codebook: str = "int") -> dict[str, Any]:
+    """Run the seven linears of decoder layer ``layer`` of ``model``, quantized with ``mode`` to ``codebook``'s levels
+    (``cfg.coding`` must run them), through ``backend``; ``report(row)`` is called as each linear finishes. Returns
+    ``{"model", "reference", "layer", "tokens", "mode", "codebook", "backend", "linears", "total"}``."""
     import torch
 
+    from fineq.engine.config import coding_for
     from fineq.engine.gemm import gemm
     from fineq.hw.run import run_gemm
     from fineq.llm import corpus
@@ -45,6 +47,7 @@ def run_layer(model: str, layer: int, tokens: int, text: str | None, mode: str, 
         raise FineQError(f"--tokens must be positive, got {tokens}")
     if mode not in ("paper", "search"):
         raise FineQError(f"--mode {mode}: rtl-layer quantizes with the data-free modes paper or search")
+    coding_for(codebook, cfg.coding)  # before the model loads
     t0 = time.perf_counter()
     raw, desc = corpus.read_text(text)  # checked before the model loads
     lm = load(model)
@@ -53,13 +56,14 @@ def run_layer(model: str, layer: int, tokens: int, text: str | None, mode: str, 
         raise FineQError(f"the text has {len(toks)} tokens, fewer than --tokens {tokens}")
     inputs = capture_inputs(lm, layer, toks[: tokens])
     mods = dict(lm.model.named_modules())
-    print(f"{lm.name} ({lm.reference}), layer {layer}, {tokens} tokens of {desc}; FineQ {mode}, "
+    print(f"{lm.name} ({lm.reference}), layer {layer}, {tokens} tokens of {desc}; FineQ {mode} ({codebook} levels, "
+          f"{cfg.coding} coding), "
           f"int8 per-token activations, {cfg.rows}x{cfg.cols} engine on {backend}", file=sys.stderr, flush=True)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(inputs)))
     work = {}
     for name, xf in inputs.items():
         w = mods[name].weight.detach().float()
-        q = quantize(w, mode)
+        q = quantize(w, mode, codebook=codebook)
         xq, sx = quantize_tokens(torch.from_numpy(xf))
         work[name] = (w, xf, q, xq.numpy().T.copy(), sx)  # xi: int8 [K, T]
 
@@ -95,4 +99,4 @@ def run_layer(model: str, layer: int, tokens: int, text: str | None, mode: str, 
            "all_cycles_match": all(r["cycles_match_model"] for r in rows),
            "wall_seconds": round(time.perf_counter() - t0, 1), "jobs": jobs}
     return {"model": lm.name, "reference": lm.reference, "layer": layer, "tokens": tokens, "mode": mode,
-            "backend": backend, "linears": rows, "total": tot}
+            "codebook": codebook, "backend": backend, "linears": rows, "total": tot}

@@ -26,12 +26,13 @@ import re
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fineq.engine.config import EngineConfig
+from fineq.engine.config import EngineConfig, coding_for
 from fineq.errors import FineQError
 from fineq.hw.checked import checked_gemm
 from fineq.hw.cluster import Engines, engines
@@ -74,6 +75,15 @@ def window_key(model: str, results: dict[str, QResult], windows: np.ndarray, cfg
     return fingerprint(*parts)
 
 
+def _codebook(method: str, results: dict[str, QResult]) -> str:
+    """The one codebook of a method's matrices (an engine runs one), or FineQError."""
+    books = sorted({r.qmatrix.codebook for r in results.values()})
+    if len(books) != 1:
+        raise FineQError(f"{method}: its linears hold levels of several codebooks ({', '.join(books)}): one engine "
+                         "runs one")
+    return books[0]
+
+
 def read_record(path: Path) -> dict[str, Any] | None:
     """A finished window's record, or None (missing; damaged ones are reported and recomputed)."""
     if not path.is_file():
@@ -89,12 +99,15 @@ def read_record(path: Path) -> dict[str, Any] | None:
 
 
 class RtlEval:
-    """The hook of :func:`fineq.llm.evaluate.run` that evaluates a method's int8 path on the RTL."""
+    """The hook of :func:`fineq.llm.evaluate.run` that evaluates a method's int8 path on the RTL: the engine of
+    ``cfg`` with ``coding``, or (None) the coding of each method's codebook (:func:`fineq.engine.config.coding_for`:
+    the spec's levels on the thermometer coding, the power-of-two ones on the power-of-two datapath)."""
 
     def __init__(self, model_name: str, backend: str, cfg: EngineConfig, pool: Engines, work: Path,
-                 power: dict[str, Any] | None) -> None:
+                 power: dict[str, Any] | None, coding: str | None = None) -> None:
         self.model_name, self.backend, self.cfg, self.pool, self.work, self.power = (
             model_name, backend, cfg, pool, work, power)
+        self.coding = coding
         self.local = threading.local()
         self.stop = threading.Event()
         self.lock = threading.Lock()
@@ -153,6 +166,7 @@ class RtlEval:
         if grouped:
             raise FineQError(f"{method}: --backend {self.backend} runs the spec's per-row scales; {grouped[0]} has "
                              "group scales (costed, not built in the RTL)")
+        self.cfg = replace(self.cfg, coding=coding_for(_codebook(method, results), self.coding))
         fp = window_key(self.model_name, results, windows, self.cfg, self.backend)
         folder = self.work / f"{re.sub(r'[^A-Za-z0-9_.@+-]', '_', method)}-seq{seq}-{fp[:16]}"
         paths = [folder / f"window-{i:05d}.json" for i in range(windows.shape[0])]
@@ -208,7 +222,7 @@ class RtlEval:
             "rtl_wall_seconds": round(time.perf_counter() - t0, 1), "rtl_windows_resumed": len(recs) - len(todo),
             "rtl_engines": self.pool.where, "rtl_work": str(folder)}
         if self.power is not None:
-            key = "fineq_binary_mw" if self.cfg.coding == "binary" else "fineq_mw"
+            key = "fineq_mw" if self.cfg.coding == "thermometer" else f"fineq_{self.cfg.coding}_mw"
             mw = self.power.get(key)
             if mw is not None:
                 out["rtl_energy_uj_per_token"] = (cycles / rtl["tokens"]) * mw * 1e-3 / (
@@ -225,12 +239,24 @@ class RtlEval:
 def run(model_spec: str, text: str | None, methods: list[str], seqs: list[int], max_windows: int | None,
         max_tokens: int, calib_samples: int, calib_seq: int, skip: tuple[str, ...], calib_text: str | None,
         quantized: tuple[str, ...], backend: str, cfg: EngineConfig, cluster: str | None, jobs: int | None,
-        work: Path, synth: str | None, rules: LayerRules = NO_RULES) -> dict[str, Any]:
+        work: Path, synth: str | None, rules: LayerRules = NO_RULES, coding: str | None = None) -> dict[str, Any]:
     """``fineq eval`` with every FineQ linear's GEMM on ``backend``; the document of
-    :func:`fineq.llm.evaluate.run` with each row's RTL fields, and ``backend``."""
+    :func:`fineq.llm.evaluate.run` with each row's RTL fields, and ``backend``. The engine is ``cfg`` with
+    ``coding``, or (None) with each method's codebook's coding."""
+    from fineq.llm.modelfile import read_model_file
+
     bad = [n for n in methods if registry.get(n).mode is None]
     if bad:
         raise FineQError(f"--backend {backend} runs FineQ methods (fineq-*, or --quantized files); {bad[0]} is not one")
+    books = {n: registry.get(n).codebook for n in methods}
+    books.update({f: read_model_file(f)[1].get("codebook", "int") for f in quantized})
+    cfgs = {}
+    for n, book in books.items():
+        try:
+            c = coding_for(book, coding)
+        except FineQError as e:
+            raise FineQError(f"{n}: {e}") from e
+        cfgs[c] = replace(cfg, coding=c)
     if not methods and not quantized:
         raise FineQError(f"--backend {backend}: no FineQ method to run (give --methods fineq-... or --quantized)")
     power = load_power(synth) if synth else None
@@ -239,12 +265,13 @@ def run(model_spec: str, text: str | None, methods: list[str], seqs: list[int], 
     if backend == "verilator":
         from fineq.hw.native import build
 
-        build(cfg)  # once here, before the local runs share it (a cluster's workers build their own, once)
+        for c in cfgs.values():  # once here, before the local runs share them (a cluster's workers build their own)
+            build(c)
     with engines(cluster, jobs) as pool:
         log(f"RTL: the {cfg.rows}x{cfg.cols} engine on {backend}, engine runs on {pool.where}; work folder {work}")
-        hook = RtlEval(str(model_spec), backend, cfg, pool, work, power)
+        hook = RtlEval(str(model_spec), backend, cfg, pool, work, power, coding)
         doc = evaluate.run(model_spec, text, methods, seqs, max_windows, max_tokens, True, calib_samples, calib_seq,
                            skip, calib_text, int8_eval=hook, quantized=quantized, rules=rules, work=work,
-                           work_key=repr((backend, cfg.params)))
+                           work_key=repr((backend, cfg.params, coding)))
     doc["backend"] = backend
     return doc

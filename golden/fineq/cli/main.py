@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from fineq.cli.matrix import cmd_bench, cmd_demo, cmd_gemm, cmd_info, cmd_quantize
 from fineq.cli.model import cmd_eval, cmd_export, cmd_quantize_model, cmd_rtl_layer
-from fineq.cli.options import engine_options, rule_options
+from fineq.cli.options import codebook_option, engine_options, rule_options
 from fineq.cli.perf import cmd_pareto, cmd_perf
 from fineq.errors import FineQError, QuantizationWarning
 from fineq.hw.run import BACKENDS
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", help="float [n, K] .npy: the layer's calibration inputs (calibrated modes)")
     p.add_argument("--group", type=int, help="a float16 scale per GROUP weights of a row instead of per row "
                    "(mode gptq-ord; a format variant outside the spec, docs/format.md)")
+    codebook_option(p)
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(fn=cmd_quantize)
 
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip", action="append", help="regular expression of linear names to leave unquantized")
     p.add_argument("--group", type=int, help="a float16 scale per GROUP weights of a row instead of per row "
                    "(modes gptq-ord and recon; a format variant outside the spec, docs/format.md)")
+    codebook_option(p)
     rule_options(p)
     p.add_argument("--transform", help="transform the model first: fold (RMSNorm gains into the linears) or "
                    "rotate[:SEED] (fold, then the residual stream rotated, QuaRot's R1); stored in the file")
@@ -149,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=int, default=64, help="tokens of text whose activations are used (default 64)")
     p.add_argument("--text", help="UTF-8 text file (default: the installed corpus)")
     p.add_argument("--mode", default="paper", help="FineQ mode: paper (default) or search")
+    codebook_option(p)
     engine_options(p, "verilator", "where the GEMMs run (default verilator, the native harness)",
                     "linears simulated at once (default: one per core)")
     p.set_defaults(fn=cmd_rtl_layer)

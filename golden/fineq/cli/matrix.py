@@ -20,10 +20,12 @@ from fineq.quant.registry import quantize
 def cmd_quantize(a: argparse.Namespace) -> int:
     from fineq.outputs import check_output
     from fineq.quant.calibrated import hessian_from_inputs
+    from fineq.quant.codebook import check_mode_codebook
     from fineq.quant.registry import NEEDS_HESSIAN
 
     out = Path(a.output or Path(a.weights).with_suffix(".fineq.npz"))
     check_output(out, force=a.force, inputs=[a.weights, a.calib])
+    check_mode_codebook(a.codebook, a.mode)  # before any file is read
     w = load_npy(a.weights, "weight")
     h = None
     if a.mode in NEEDS_HESSIAN:
@@ -35,7 +37,7 @@ def cmd_quantize(a: argparse.Namespace) -> int:
         h = hessian_from_inputs(x)
     elif a.calib:
         raise FineQError(f"mode {a.mode} uses no --calib (calibrated modes: {', '.join(NEEDS_HESSIAN)})")
-    q = quantize(w, a.mode, hessian=h, group=a.group)
+    q = quantize(w, a.mode, hessian=h, group=a.group, codebook=a.codebook)
     save(q, out)
     d = info_dict(q)
     err = float(np.sqrt(np.mean((q.dequantize() - w.astype(np.float32)) ** 2)))
@@ -58,7 +60,9 @@ def cmd_info(a: argparse.Namespace) -> int:
     for code, n in d["code_histogram"].items():  # type: ignore[union-attr]
         print(f"code {code}          {n:>12d}  {100 * n / tot:5.1f}%")
     print(f"pairs w/ outlier {100 * float(d['outlier_pair_share']):.1f}%")
-    print(f"levels -3..+3    {list(d['level_histogram'].values())}")  # type: ignore[union-attr]
+    lh = d["level_histogram"]
+    print(f"codebook         {d['codebook']}" + ("" if d["codebook"] == "int" else " (a variant outside the spec)"))
+    print(f"levels {min(lh, key=int)}..+{max(lh, key=int)}    {list(lh.values())}")  # type: ignore[union-attr]
     return 0
 
 
@@ -73,7 +77,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def cmd_gemm(a: argparse.Namespace) -> int:
-    from fineq.engine.config import EngineConfig
+    from fineq.engine.config import EngineConfig, coding_for
     from fineq.engine.gemm import check_activations, gemm
     from fineq.hw.run import cycles_per_second, run_gemm
     from fineq.outputs import atomic_path, check_output
@@ -85,16 +89,17 @@ def cmd_gemm(a: argparse.Namespace) -> int:
     if not 0 <= a.stall < 1:
         raise FineQError(f"--stall must be in [0, 1), got {a.stall}")
     check_engine_options(a)
+    coding = coding_for(q.codebook, a.coding)  # the matrix's codebook decides the engine's datapath
 
     def announce(cyc: int, runs: int) -> None:
-        rate = max(1, round(cycles_per_second(a.backend, EngineConfig(a.rows, a.cols, a.psum_depth, a.coding))))
+        rate = max(1, round(cycles_per_second(a.backend, EngineConfig(a.rows, a.cols, a.psum_depth, coding))))
         jobs = max(1, min(a.jobs or os.cpu_count() or 1, runs))
         print(f"fineq gemm: {runs} engine run(s), {cyc:,} cycles; about {cyc / rate / jobs:,.0f} s at ~{rate:,} "
               f"cycles/s per simulator on {a.backend}, {jobs} at once (plus the simulator build)",
               file=sys.stderr, flush=True)
 
     res = run_gemm(q, x, a.backend, seed=a.seed, rows=a.rows, cols=a.cols, psum_depth=a.psum_depth,
-                   waves=a.waves, stall=a.stall, jobs=a.jobs, coding=a.coding, announce=announce)
+                   waves=a.waves, stall=a.stall, jobs=a.jobs, coding=coding, announce=announce)
     y = res.pop("y")
     ref = gemm(q, x)
     res["bit_exact"] = bool(np.array_equal(y, ref))

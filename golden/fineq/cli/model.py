@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fineq.cli.options import check_engine_options, rules_of
 from fineq.errors import FineQError
+from fineq.format.codec import SPEC_CODEBOOK
 from fineq.quant.registry import QUANTIZERS, get
 
 
@@ -72,8 +73,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
         a.int8_activations = True
         doc = rtl_model.run(a.model, a.text, names, a.seq or [256], a.max_windows, a.max_tokens, a.calib_samples,
                             a.calib_seq, tuple(a.skip or ()), a.calib_text, tuple(a.quantized or ()), a.backend,
-                            EngineConfig(a.rows, a.cols, a.psum_depth, a.coding), a.cluster, a.jobs,
-                            _work_folder(a, rtl), a.synth, rules)
+                            EngineConfig(a.rows, a.cols, a.psum_depth), a.cluster, a.jobs,
+                            _work_folder(a, rtl), a.synth, rules, a.coding)
     else:
         doc = run(a.model, a.text, names, a.seq or [256], a.max_windows, a.max_tokens, a.int8_activations,
                   a.calib_samples, a.calib_seq, tuple(a.skip or ()), a.calib_text, quantized=tuple(a.quantized or ()),
@@ -108,11 +109,13 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
     from fineq.llm.stream import load_streamed, resolve_device
     from fineq.llm.workdir import BlockStore, fingerprint
     from fineq.outputs import check_output
-    from fineq.quant.registry import for_mode, grouped
+    from fineq.quant.registry import for_mode, variant
 
     out = Path(a.output)
     check_output(out, force=a.force, inputs=[a.text] if a.text else [])
-    m = for_mode(a.mode) if a.group is None else grouped(f"fineq-{a.mode}", a.group)
+    m = for_mode(a.mode)
+    if a.group is not None or a.codebook != SPEC_CODEBOOK:
+        m = variant(m, group=a.group, codebook=a.codebook)
     rules = rules_of(a)
     if a.transform is not None:
         m = dataclasses.replace(m, transform=parse_transform_spec(a.transform))
@@ -131,7 +134,8 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
         print(f"calibration: {calib.shape[0]} x {calib.shape[1]} tokens of {desc}", file=sys.stderr)
     store = None
     if calib is not None:  # the calibrated pass keeps finished blocks beside the output (resumed by the same command)
-        grp = (m.group,) if m.group else ()  # per-row runs keep their keys
+        grp = ((m.group,) if m.group else ()) + ((m.codebook,) if m.codebook != SPEC_CODEBOOK else ())  # the spec's
+        # per-row runs keep their keys
         store = BlockStore(Path(f"{out}.work"), fingerprint("quantize-model", lm.path, a.mode, *grp, m.transform,
                                                             rules.rules, tuple(a.skip or ()), calib),
                            f"{a.mode} for {out}")
@@ -151,14 +155,17 @@ def cmd_quantize_model(a: argparse.Namespace) -> int:
               f"), {sum(rules.skipped(n) for n in models.decoder_linears(lm.model))} left float by skip",
               file=sys.stderr)
     bits = bits_per_weight(res, lm.model)
-    hw = level_stats(q.levels(keep=False) for q in qms.values())  # one matrix's levels at a time
+    from fineq.engine.config import EngineConfig, coding_for
+
+    coding = coding_for(m.codebook)
+    hw = level_stats((q.levels(keep=False) for q in qms.values()), EngineConfig(coding=coding))  # one at a time
     st = block_loss_stats(res)
     print(f"wrote {out}: {len(qms)} linears, mode {a.mode}" + (f", transform {m.transform}" if m.transform else "")
           + f", {bits:.3f} bits/weight, quantized in {sec:.1f} s; "
-          f"{100 * hw['nonzero_levels']:.1f}% non-zero levels, {hw['cycles_per_vector']:.2f} temporal cycles "
-          f"per 64-weight vector" + (f"; {st['recon_blocks_trained']} of {st['recon_blocks']} blocks trained, mean "
-                                     f"block loss {st['recon_loss_start']:.4g} (start) -> {st['recon_loss']:.4g}"
-                                     if st else ""))
+          f"{100 * hw['nonzero_levels']:.1f}% non-zero levels, {hw['cycles_per_vector']:.2f} {coding} cycles "
+          f"per 64-weight vector" + (f" ({m.codebook} levels, outside the spec)" if m.codebook != SPEC_CODEBOOK else "")
+          + (f"; {st['recon_blocks_trained']} of {st['recon_blocks']} blocks trained, mean "
+             f"block loss {st['recon_loss_start']:.4g} (start) -> {st['recon_loss']:.4g}" if st else ""))
     return 0
 
 
@@ -180,7 +187,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 def cmd_rtl_layer(a: argparse.Namespace) -> int:
     from fineq.apps.rtl_layer import run_layer
-    from fineq.engine.config import EngineConfig
+    from fineq.engine.config import EngineConfig, coding_for
 
     check_engine_options(a)
 
@@ -190,7 +197,8 @@ def cmd_rtl_layer(a: argparse.Namespace) -> int:
               f"rel. error {row['rel_error_vs_float']:.4f}", flush=True)
 
     doc = run_layer(a.model, a.layer, a.tokens, a.text, a.mode, a.backend,
-                    EngineConfig(a.rows, a.cols, a.psum_depth, a.coding), a.jobs, report)
+                    EngineConfig(a.rows, a.cols, a.psum_depth, coding_for(a.codebook, a.coding)), a.jobs, report,
+                    codebook=a.codebook)
     tot = doc["total"]
     print(f"layer {a.layer}: {tot['cycles']:,} cycles, {tot['sim_seconds']} s of simulation, "
           f"bit-exact {tot['all_bit_exact']}, cycles = model {tot['all_cycles_match']}, {tot['wall_seconds']} s in all")

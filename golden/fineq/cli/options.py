@@ -10,6 +10,7 @@ import numpy as np
 
 from fineq.engine.config import CODINGS
 from fineq.errors import FineQError
+from fineq.format.codec import CODEBOOKS, SPEC_CODEBOOK
 from fineq.hw.run import BACKENDS
 from fineq.quant.layer_rules import LayerRules, load_rules
 
@@ -30,9 +31,18 @@ def engine_options(p: argparse.ArgumentParser, backend: str, backend_help: str, 
     p.add_argument("--rows", type=int, default=64, help="engine ROWS, the K tile (default 64)")
     p.add_argument("--cols", type=int, default=64, help="engine COLS, the N tile (default 64)")
     p.add_argument("--psum-depth", type=int, default=256, help="engine PSUM_DEPTH, rows of M per chunk (default 256)")
-    p.add_argument("--coding", choices=CODINGS, default=CODINGS[0],
-                   help="temporal coding: the paper's thermometer (default) or the binary-weighted variant")
+    p.add_argument("--coding", choices=CODINGS, default=None,
+                   help="the engine's coding: the paper's thermometer (the default for the spec's levels), the "
+                   "binary-weighted variant, or pow2, the power-of-two datapath (the default, and the only coding, "
+                   "for the pow2 codebook)")
     p.add_argument("--jobs", type=int, help=jobs_help)
+
+
+def codebook_option(p: argparse.ArgumentParser) -> None:
+    """``--codebook``: the levels a FineQ mode rounds to (:data:`fineq.format.codec.CODEBOOKS`)."""
+    p.add_argument("--codebook", choices=tuple(CODEBOOKS), default=SPEC_CODEBOOK,
+                   help="the levels: int, the spec's -3..+3 (default), or pow2, {0, +-1, +-2, +-4} (a variant "
+                   "outside the spec, run by the power-of-two datapath, --coding pow2)")
 
 
 def check_engine_options(a: argparse.Namespace) -> None:

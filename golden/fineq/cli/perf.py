@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fineq.cli.options import rules_of
 from fineq.engine.config import EngineConfig
 from fineq.engine.cycles import level_stats
@@ -57,6 +59,10 @@ def cmd_perf(a: argparse.Namespace) -> int:
         print(f"weights: {src} (real{'; SmolLM2 reference = the dequantized Q4_1 GGUF' if src == DEMO_MODEL else ''})",
               flush=True)
         levels, mode = file_levels(src, a.mode, rules_of(a))
+        if any(int(np.abs(lv).max(initial=0)) > 3 for lv in levels.values()):
+            raise FineQError(f"{src} holds power-of-two levels (a 4): fineq perf models the paper's comparison on "
+                             "the temporal codings; the power-of-two datapath is costed by fineq pareto "
+                             "(docs/performance.md)")
         hw = level_stats(list(levels.values()), cfg)
         name = Path(src).name
         print(f"{name}, FineQ {mode}: {len(levels)} matrices, {100 * hw['nonzero_levels']:.1f}% non-zero levels, "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fineq.errors import FineQError
-from fineq.format.codec import ACT_BITS, BLOCK_WEIGHTS, W_BITS
+from fineq.format.codec import ACT_BITS, BLOCK_WEIGHTS, SPEC_CODEBOOK, W_BITS, check_codebook
 
 
 def tree_levels(n: int) -> int:
@@ -14,9 +14,10 @@ def tree_levels(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
-def sum_w(rows: int, act_w: int = ACT_BITS) -> int:
-    """Width of a column sum of ``rows`` sign-applied ``act_w``-bit terms: ``FINEQ_SUM_W``."""
-    return act_w + 1 + tree_levels(rows)
+def sum_w(rows: int, act_w: int = ACT_BITS, coding: str = "thermometer") -> int:
+    """Width of a column sum of ``rows`` sign-applied ``act_w``-bit terms: ``FINEQ_SUM_W``; with the power-of-two
+    coding a term is an activation shifted left by up to ``POW2_SHIFT`` bits: ``FINEQ_SUM_W(act_w + 2, rows)``."""
+    return act_w + (POW2_SHIFT if coding == "pow2" else 0) + 1 + tree_levels(rows)
 
 
 def mac_prod_w(w_w: int = W_BITS, act_w: int = ACT_BITS) -> int:
@@ -35,7 +36,30 @@ def bpv(rows: int) -> int:
     return -(-(rows + 16) // BLOCK_WEIGHTS)
 
 
-CODINGS = ("thermometer", "binary")  # CODING = 0, 1 of fineq_gemm_engine
+CODINGS = ("thermometer", "binary", "pow2")  # CODING = 0, 1, 2 of fineq_gemm_engine
+#: the largest left shift of the power-of-two PE (levels 1, 2, 4 = 1 << 0, 1, 2): ``FINEQ_POW2_SHIFT``
+POW2_SHIFT = 2
+#: the codings that run a codebook's levels: the spec's integers on the temporal codings, the power-of-two levels
+#: on the power-of-two datapath (a PE selects x, 2x or 4x: one cycle per vector) alone
+CODEBOOK_CODINGS = {"int": ("thermometer", "binary"), "pow2": ("pow2",)}
+
+
+def codings_for(codebook: str) -> tuple[str, ...]:
+    """The engine codings that run ``codebook``'s levels (the first is its default)."""
+    return CODEBOOK_CODINGS[check_codebook(codebook)]
+
+
+def coding_for(codebook: str, coding: str | None = None) -> str:
+    """``coding`` checked against ``codebook`` (FineQError if the engine would misread its levels), or the
+    codebook's default coding when ``coding`` is None."""
+    ok = codings_for(codebook)
+    if coding is None:
+        return ok[0]
+    if coding not in ok:
+        raise FineQError(f"the {codebook} codebook's levels run on the {' or '.join(ok)} coding, not {coding} "
+                         f"(the engine would read them as the " +
+                         ("spec's integers" if codebook != SPEC_CODEBOOK else "power-of-two levels") + ")")
+    return coding
 
 
 @dataclass(frozen=True)
@@ -65,7 +89,7 @@ class EngineConfig:
 
     @property
     def name(self) -> str:
-        return f"{self.rows}x{self.cols}d{self.psum_depth}" + ("b" if self.coding == "binary" else "")
+        return f"{self.rows}x{self.cols}d{self.psum_depth}" + {"binary": "b", "pow2": "p"}.get(self.coding, "")
 
     @property
     def bpv(self) -> int:
@@ -75,7 +99,12 @@ class EngineConfig:
     @property
     def sum_w(self) -> int:
         """Width of a column sum (the adder tree's output)."""
-        return sum_w(self.rows)
+        return sum_w(self.rows, coding=self.coding)
+
+    @property
+    def codebook(self) -> str:
+        """The codebook whose levels this configuration runs."""
+        return next(cb for cb, cods in CODEBOOK_CODINGS.items() if self.coding in cods)
 
 
 def tiles(k: int, cfg: EngineConfig) -> int:

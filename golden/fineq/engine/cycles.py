@@ -19,9 +19,12 @@ def vector_length(max_mag: Any, coding: str = "thermometer") -> Any:
     """Temporal cycles of a vector whose largest magnitude is ``max_mag`` (scalar or array).
 
     Thermometer (the paper's): ``max(1, max |v|)``: 1, 1, 2, 3 for 0..3. Binary-weighted (variant,
-    ``|v| = b0 + 2*b1``): 2 if some ``|v| >= 2``, else 1. A vector whose magnitudes are all 0 still
+    ``|v| = b0 + 2*b1``): 2 if some ``|v| >= 2``, else 1. Power-of-two (the variant that runs the ``pow2``
+    codebook's levels 0, 1, 2, 4; a PE selects x, 2x or 4x): always 1. A vector whose magnitudes are all 0 still
     takes one cycle (the encoder emits an all-zero bitstream for it; see docs/microarchitecture.md).
     """
+    if coding == "pow2":
+        return np.ones(np.shape(max_mag), dtype=np.int64)
     if coding == "binary":
         return 1 + (np.asarray(max_mag) >= 2).astype(np.int64)
     return np.maximum(1, np.asarray(max_mag)).astype(np.int64)

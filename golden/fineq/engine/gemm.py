@@ -3,6 +3,8 @@
 ``V`` int8 ``[M, K]`` in -3..+3, ``X`` int8 ``[K, N]``. Every product is at most
 ``3 * 128 = 384`` in magnitude, so ``|Y| <= 384 * K``: int32 holds it for
 ``K <= 5,592,405`` and the engine accepts ``K <= 4,194,303`` (22-bit field).
+With the power-of-two codebook (levels in {0, +-1, +-2, +-4}) a product is at most
+``512``: ``|Y| <= 512 * 4,194,303 = 2,147,483,136 < 2^31``, still exact in int32.
 The result is int64 ``[M, N]`` (exact for any K).
 
 Two paths: :func:`gemm` (float64 BLAS on values that are all exact in float64,
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from fineq.engine.config import EngineConfig
+from fineq.engine.config import EngineConfig, coding_for
 from fineq.engine.schedule import act_rows, decode_beat, schedule, weight_beat
 from fineq.errors import FineQError
 from fineq.format.qmatrix import QuantizedMatrix
@@ -74,17 +76,27 @@ def int_gemm(levels: Any, x: Any) -> np.ndarray:
     return v.astype(np.int64) @ x.astype(np.int64)
 
 
-def temporal_bits(mag: np.ndarray, coding: str = "thermometer") -> list[tuple[np.ndarray, int]]:
-    """The cycles of one vector of magnitudes: ``(bit of each row, weight of the cycle's tree sum)``.
+#: the power-of-two PE: a field magnitude 0..3 selects 0, x, 2x or 4x (a left shift by ``magnitude - 1``)
+POW2_FACTOR = np.array([0, 1, 2, 4], dtype=np.int64)
 
-    Thermometer: cycle ``t`` sends ``t < |v|``, weight 1, for ``max(1, max |v|)`` cycles. Binary: with
-    some ``|v| >= 2``, bit 1 of ``|v|`` at weight 2 then bit 0 at weight 1; otherwise bit 0 alone.
+
+def temporal_bits(mag: np.ndarray, coding: str = "thermometer") -> list[tuple[np.ndarray, int]]:
+    """The cycles of one vector of field magnitudes (0..3, as the decoders give them): ``(what each row's PE passes,
+    in units of its activation, int64; weight of the cycle's tree sum)``.
+
+    Thermometer: cycle ``t`` passes ``t < |v|`` (0 or 1), weight 1, for ``max(1, max |v|)`` cycles. Binary: with
+    some ``|v| >= 2``, bit 1 of ``|v|`` at weight 2 then bit 0 at weight 1; otherwise bit 0 alone. Power-of-two:
+    one cycle, each PE passing 0, 1, 2 or 4 times its activation for magnitude 0, 1, 2, 3 (the ``pow2``
+    codebook's levels).
     """
     top = int(mag.max()) if mag.size else 0
+    m = np.asarray(mag, dtype=np.int64)
+    if coding == "pow2":
+        return [(POW2_FACTOR[m], 1)]
     if coding == "binary":
-        lo = (mag & 1).astype(bool)
-        return [((mag >> 1).astype(bool), 2), (lo, 1)] if top >= 2 else [(lo, 1)]
-    return [(cyc < mag, 1) for cyc in range(max(1, top))]
+        lo = m & 1
+        return [(m >> 1, 2), (lo, 1)] if top >= 2 else [(lo, 1)]
+    return [((cyc < m).astype(np.int64), 1) for cyc in range(max(1, top))]
 
 
 def gemm_hw(q: QuantizedMatrix, x: Any, cfg: EngineConfig | None = None) -> np.ndarray:
@@ -93,14 +105,15 @@ def gemm_hw(q: QuantizedMatrix, x: Any, cfg: EngineConfig | None = None) -> np.n
     Weight vectors are formed from weight beats exactly as the engine does
     (bit-level block decode, skip, mask; :mod:`fineq.engine`). For each vector
     ``v`` (``ROWS`` levels) the array runs the cycles of :func:`temporal_bits`
-    (``cfg.coding``); on each cycle a PE outputs its activation where its bit
-    is 1 and 0 elsewhere, the column adder tree applies the signs (the binary
-    coding's first cycle counts twice), and the
+    (``cfg.coding``, which must run ``q``'s codebook: :func:`fineq.engine.config.coding_for`); on each cycle a PE
+    outputs its activation where its bit is 1 and 0 elsewhere (the power-of-two PE: 0, 1, 2 or 4 times it), the
+    column adder tree applies the signs (the binary coding's first cycle counts twice), and the
     column accumulator adds the tree over cycles and K tiles, keeping partial
     sums of the M chunk in the psum buffer between tiles.
     """
-    cfg = cfg or EngineConfig()
     x = check_activations(q, x)
+    cfg = cfg or EngineConfig(coding=coding_for(q.codebook))
+    coding_for(q.codebook, cfg.coding)
     m_total, k = q.shape
     n = x.shape[1]
     xi = x.astype(np.int64)
@@ -113,8 +126,8 @@ def gemm_hw(q: QuantizedMatrix, x: Any, cfg: EngineConfig | None = None) -> np.n
         vec = decode_beat(weight_beat(q.packed, m, t, cfg), t, k, cfg).astype(np.int64)
         mag, neg = np.abs(vec), vec < 0
         acc = y[m] if t else np.zeros(n, dtype=np.int64)
-        for bits, weight in temporal_bits(mag, cfg.coding):
-            out = np.where(bits[:, None], xt, 0)
+        for factor, weight in temporal_bits(mag, cfg.coding):
+            out = factor[:, None] * xt
             acc = acc + weight * np.where(neg[:, None], -out, out).sum(axis=0)
         y[m] = acc
     return y

@@ -6,7 +6,9 @@ vectorized paths in :mod:`fineq.quantize` and :mod:`fineq.pack` use lookup
 tables that are *built from these functions*, so one definition serves both.
 
 Widths:
-    level      int in -3..+3 (2-bit fields hold -1..+1)
+    level      int in -3..+3 (2-bit fields hold -1..+1); with the power-of-two codebook (a variant outside the
+               spec, docs/format.md "Power-of-two levels") a 3-bit field's magnitude 3 stands for 4
+    field level  what the fields hold, -3..+3 in every codebook (``VALUE_LUT`` / ``FIELD_LUT`` convert)
     2-bit field  bit 1 = sign, bit 0 = magnitude
     3-bit field  bit 2 = sign, bits 1:0 = magnitude
     cluster field F_j  6 bits
@@ -16,6 +18,8 @@ Widths:
 from __future__ import annotations
 
 import numpy as np
+
+from fineq.errors import FineQError
 
 BLOCK_WEIGHTS = 24
 BLOCK_BYTES = 7
@@ -28,6 +32,40 @@ PAIRS_PER_BLOCK = 4
 LEVEL_MAX = 3
 OUTLIER_RATIO = 4
 N_CODES = 4
+
+#: The magnitude each 2-bit magnitude of a 3-bit field stands for, per codebook: the spec's integers, and the
+#: power-of-two levels {0, 1, 2, 4} (a variant outside the spec: the same bits, another decode; a PE selects
+#: x, 2x or 4x in one cycle). A 2-bit field's magnitudes 0, 1 mean 0, 1 in both.
+CODEBOOKS: dict[str, tuple[int, int, int, int]] = {"int": (0, 1, 2, 3), "pow2": (0, 1, 2, 4)}
+SPEC_CODEBOOK = "int"
+
+
+def check_codebook(codebook: object) -> str:
+    """``codebook`` if it names one of :data:`CODEBOOKS`, else FineQError naming them."""
+    if not isinstance(codebook, str) or codebook not in CODEBOOKS:
+        raise FineQError(f"codebook must be one of {', '.join(CODEBOOKS)}, got {codebook!r}")
+    return codebook
+
+
+def level_max(codebook: str = SPEC_CODEBOOK) -> int:
+    """The largest level magnitude of ``codebook`` (3, or 4 for ``pow2``): the row scale is ``absmax / level_max``."""
+    return CODEBOOKS[check_codebook(codebook)][-1]
+
+
+def _value_luts() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """VALUE[cb][f + 3] -> the level a field level f in -3..3 stands for; FIELD[cb][v + 4] -> the field level of
+    level v in -4..4 (127 where ``cb`` has no such level)."""
+    value, field = {}, {}
+    for cb, mags in CODEBOOKS.items():
+        value[cb] = np.array([(-1 if f < 0 else 1) * mags[abs(f)] for f in range(-3, 4)], dtype=np.int8)
+        fl = np.full(9, 127, dtype=np.int8)
+        for f in range(-3, 4):
+            fl[int(value[cb][f + 3]) + 4] = f
+        field[cb] = fl
+    return value, field
+
+
+VALUE_LUT, FIELD_LUT = _value_luts()
 
 #: For code c in 1..3, the position that is zeroed and the two kept positions.
 ZEROED = {1: 0, 2: 1, 3: 2}

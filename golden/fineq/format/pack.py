@@ -5,7 +5,8 @@ bit-level reference, so the fast path and the explicit path cannot disagree
 unless the gathers are wrong, which the round-trip tests check.
 
 Shapes: ``levels`` int8 ``[M, Kp]`` with ``Kp = 24 * nb``; ``codes`` uint8
-``[M, 4 * nb]`` (pair codes); packed uint8 ``[M, 7 * nb]``.
+``[M, 4 * nb]`` (pair codes); packed uint8 ``[M, 7 * nb]``. ``codebook`` (``"int"``, the spec's, or ``"pow2"``,
+the variant outside the spec) says which level a field's magnitude stands for; the bits are the same.
 """
 
 from __future__ import annotations
@@ -13,7 +14,17 @@ from __future__ import annotations
 import numpy as np
 
 from fineq.errors import FineQError, FormatError
-from fineq.format.codec import BLOCK_BYTES, BLOCK_WEIGHTS, DEC_LUT_FLAT, ENC_LUT_FLAT, Q3_LUT_FLAT
+from fineq.format.codec import (
+    BLOCK_BYTES,
+    BLOCK_WEIGHTS,
+    DEC_LUT_FLAT,
+    ENC_LUT_FLAT,
+    FIELD_LUT,
+    Q3_LUT_FLAT,
+    SPEC_CODEBOOK,
+    VALUE_LUT,
+    check_codebook,
+)
 
 
 def n_blocks(k: int) -> int:
@@ -21,11 +32,27 @@ def n_blocks(k: int) -> int:
     return -(-k // BLOCK_WEIGHTS)
 
 
-def pack_levels(levels: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Pack int8 levels ``[M, 24*nb]`` under pair codes ``[M, 4*nb]`` into ``uint8 [M, 7*nb]``.
+def field_levels(levels: np.ndarray, codebook: str = SPEC_CODEBOOK) -> np.ndarray:
+    """The field levels (-3..3) of ``levels`` in ``codebook``; FineQError naming the first level it has not."""
+    cb = check_codebook(codebook)
+    lv = np.asarray(levels)
+    if cb == SPEC_CODEBOOK:
+        return lv
+    bad = (lv < -4) | (lv > 4)
+    f = FIELD_LUT[cb][np.clip(lv, -4, 4).astype(np.int64) + 4]
+    bad |= f == 127
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise FineQError(f"row {r}, column {c}: level {int(lv[r, c])} is not in the {cb} codebook")
+    return f
+
+
+def pack_levels(levels: np.ndarray, codes: np.ndarray, codebook: str = SPEC_CODEBOOK) -> np.ndarray:
+    """Pack int8 levels ``[M, 24*nb]`` of ``codebook`` under pair codes ``[M, 4*nb]`` into ``uint8 [M, 7*nb]``.
 
     Raises FineQError if a level cannot be represented under its code.
     """
+    levels = field_levels(levels, codebook)
     m, kp = levels.shape
     if kp % BLOCK_WEIGHTS:
         raise FineQError(f"levels have {kp} columns, not a multiple of 24")
@@ -79,8 +106,9 @@ def unpack_codes(packed: np.ndarray) -> np.ndarray:
     return np.stack([(b0 >> (2 * i)) & 3 for i in range(4)], axis=-1).reshape(m, -1)
 
 
-def unpack(packed: np.ndarray, k: int) -> np.ndarray:
-    """Decode ``uint8 [M, 7*ceil(k/24)]`` into int8 levels ``[M, k]`` (padding dropped)."""
+def unpack(packed: np.ndarray, k: int, codebook: str = SPEC_CODEBOOK) -> np.ndarray:
+    """Decode ``uint8 [M, 7*ceil(k/24)]`` into int8 levels ``[M, k]`` of ``codebook`` (padding dropped)."""
+    cb = check_codebook(codebook)
     p = check_packed(packed)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise FineQError(f"k must be a positive integer, got {k!r}")
@@ -98,7 +126,8 @@ def unpack(packed: np.ndarray, k: int) -> np.ndarray:
         for j in range(4):
             f[..., 4 * half + j] = (word >> (6 * j)) & 0x3F
     levels = DEC_LUT_FLAT[cl_code * 64 + f]  # [m, nb, 8, 3]
-    return levels.reshape(m, nb * BLOCK_WEIGHTS)[:, :k].copy()
+    out = levels.reshape(m, nb * BLOCK_WEIGHTS)[:, :k]
+    return out.copy() if cb == SPEC_CODEBOOK else VALUE_LUT[cb][out.astype(np.int64) + 3]
 
 
 def check_packed(packed: np.ndarray) -> np.ndarray:

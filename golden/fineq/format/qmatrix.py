@@ -1,5 +1,6 @@
 """The :class:`QuantizedMatrix` container: the spec's packed blocks and row scales of one matrix (or, in the
-group-scale variant, one scale per ``group`` consecutive weights of a row: docs/format.md "Group scales"). It
+group-scale variant, one scale per ``group`` consecutive weights of a row: docs/format.md "Group scales"; in the
+power-of-two variant, the same bits read as levels {0, +-1, +-2, +-4}: docs/format.md "Power-of-two levels"). It
 knows the format only; the quantizers (:mod:`fineq.quant`) produce it."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from dataclasses import InitVar, dataclass, field
 import numpy as np
 
 from fineq.errors import FineQError, FormatError
-from fineq.format.codec import BLOCK_BYTES, BLOCK_WEIGHTS
+from fineq.format.codec import BLOCK_BYTES, BLOCK_WEIGHTS, SPEC_CODEBOOK, check_codebook, level_max
 from fineq.format.pack import check_packed, n_blocks, pack_levels, unpack, unpack_codes
 
 
@@ -19,7 +20,7 @@ class QuantizedMatrix:
     ``packed`` is a read-only view of the caller's array, which must not change: a memory map of a file that keeps
     a big model's finished matrices on disk).
 
-    Two matrices are equal (``==``) when shape, packed bytes and scales are
+    Two matrices are equal (``==``) when shape, group, codebook, packed bytes and scales are
     equal; ``mode`` is informational and not compared.
 
     Attributes:
@@ -29,6 +30,9 @@ class QuantizedMatrix:
         shape:  ``(M, K)`` of the original matrix.
         mode:   quantizer mode that produced it (informational).
         group:  None (the spec's per-row scale) or the weights per group scale (the variant outside the spec).
+        codebook: ``"int"`` (the spec's levels, -3..+3) or ``"pow2"`` (the variant outside the spec: a 3-bit
+                field's magnitude 3 stands for 4, levels in {0, +-1, +-2, +-4}); the packed bits are read the
+                same.
     """
 
     packed: np.ndarray
@@ -36,6 +40,7 @@ class QuantizedMatrix:
     shape: tuple[int, int]
     mode: str = "paper"
     group: int | None = None
+    codebook: str = SPEC_CODEBOOK
     _levels: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
     copy: InitVar[bool] = True  # False: keep ``packed`` as given, as a read-only view (a memory map of a file)
 
@@ -62,21 +67,26 @@ class QuantizedMatrix:
         object.__setattr__(self, "scales", s)
         object.__setattr__(self, "shape", (m, k))
         object.__setattr__(self, "group", None if g is None else int(g))
+        try:
+            check_codebook(self.codebook)
+        except FineQError as e:
+            raise FormatError(str(e)) from e
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, QuantizedMatrix):
             return NotImplemented
-        return (self.shape == other.shape and self.group == other.group
+        return (self.shape == other.shape and self.group == other.group and self.codebook == other.codebook
                 and np.array_equal(self.packed, other.packed) and np.array_equal(self.scales, other.scales))
 
     __hash__ = None  # type: ignore[assignment]
 
     def levels(self, keep: bool = True) -> np.ndarray:
-        """Decoded levels ``v``: ``int8 [M, K]`` in -3..+3 (cached, unless ``keep`` is False: 1 byte per weight
-        against the packed 0.29, which matters when a whole model's matrices are held)."""
+        """Decoded levels ``v``: ``int8 [M, K]`` in -3..+3 (``pow2``: in {0, +-1, +-2, +-4}) (cached, unless ``keep``
+        is False: 1 byte per weight against the packed 0.29, which matters when a whole model's matrices are
+        held)."""
         if self._levels:
             return self._levels[0]
-        lv = unpack(self.packed, self.shape[1])
+        lv = unpack(self.packed, self.shape[1], self.codebook)
         lv.flags.writeable = False
         if keep:
             self._levels.append(lv)
@@ -113,6 +123,11 @@ class QuantizedMatrix:
         return (self.packed.size * 8 + 16 * self.scales.size) / (m * k)
 
     @property
+    def level_max(self) -> int:
+        """The largest level magnitude of the codebook (3, or 4 for ``pow2``)."""
+        return level_max(self.codebook)
+
+    @property
     def n_blocks(self) -> int:
         return n_blocks(self.shape[1])
 
@@ -122,9 +137,9 @@ class QuantizedMatrix:
 
 
 def from_levels(levels: np.ndarray, codes: np.ndarray, scales: np.ndarray | None = None,
-                group: int | None = None) -> QuantizedMatrix:
-    """Build a QuantizedMatrix from explicit levels ``[M, K]`` and pair codes (for tests and tools); ``scales``
-    ``[M]``, or ``[M, ceil(K/group)]`` with ``group``."""
+                group: int | None = None, codebook: str = SPEC_CODEBOOK) -> QuantizedMatrix:
+    """Build a QuantizedMatrix from explicit levels ``[M, K]`` of ``codebook`` and pair codes (for tests and tools);
+    ``scales`` ``[M]``, or ``[M, ceil(K/group)]`` with ``group``."""
     lv = np.asarray(levels)
     if lv.ndim != 2:
         raise FineQError(f"levels must be 2-D, got shape {lv.shape}")
@@ -134,4 +149,5 @@ def from_levels(levels: np.ndarray, codes: np.ndarray, scales: np.ndarray | None
     full[:, :k] = lv
     ns = (m,) if group is None else (m, -(-k // group))
     sc = np.ones(ns, dtype=np.float16) if scales is None else np.asarray(scales, dtype=np.float16)
-    return QuantizedMatrix(pack_levels(full, np.asarray(codes, dtype=np.uint8)), sc, (m, k), "explicit", group)
+    return QuantizedMatrix(pack_levels(full, np.asarray(codes, dtype=np.uint8), codebook), sc, (m, k), "explicit",
+                           group, codebook)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fineq.engine.config import EngineConfig
+from fineq.engine.config import EngineConfig, coding_for
 from fineq.engine.cycles import engine_cycles
 from fineq.engine.gemm import check_activations, gemm
 from fineq.errors import FineQError
@@ -65,7 +65,7 @@ def run_gemm(
     waves: bool = False,
     stall: float = 0.0,
     jobs: int | None = None,
-    coding: str = "thermometer",
+    coding: str | None = None,
     announce: Callable[[int, int], None] | None = None,
     executor: Executor | None = None,
     show_progress: bool = True,
@@ -76,6 +76,8 @@ def run_gemm(
     RTL backends add ``sim_seconds`` (summed over engine runs), ``cycles_per_second`` (one simulator's
     speed), ``wall_seconds`` and ``jobs`` (engine runs simulated at once; default: one per core).
     ``announce(model_cycles, engine_runs)`` is called before the RTL runs start (``fineq gemm``'s estimate).
+    ``coding``: the engine's datapath; None: the default for ``q``'s codebook (thermometer for the spec's levels,
+    pow2 for the power-of-two ones); a coding that would misread ``q``'s levels is a FineQError.
     ``executor`` (a ``concurrent.futures.Executor``: a local pool or a distributed engine's, see
     :mod:`fineq.hw.cluster`) runs the engine runs instead of a pool of ``jobs`` made here; ``tile_cycles``
     lists each run's cycles."""
@@ -83,8 +85,8 @@ def run_gemm(
         raise FineQError("--waves needs --backend icarus (the native Verilator harness runs without tracing)")
     if backend not in BACKENDS:
         raise FineQError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    cfg = EngineConfig(rows=rows, cols=cols, psum_depth=psum_depth, coding=coding)
     x = check_activations(q, x)
+    cfg = EngineConfig(rows=rows, cols=cols, psum_depth=psum_depth, coding=coding_for(q.codebook, coding))
     tiles = n_tiles(x.shape[1], cols)
     split = engine_cycles(q.levels(), cfg)
     model_cycles = split["total"] * len(tiles)

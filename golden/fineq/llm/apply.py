@@ -41,7 +41,7 @@ from fineq.llm.workdir import BlockStore
 from fineq.progress import Meter, progress
 from fineq.quant.gptq import HessianAccumulator
 from fineq.quant.layer_rules import LayerRules
-from fineq.quant.registry import Quantizer, for_mode
+from fineq.quant.registry import Quantizer, for_mode, variant
 from fineq.quant.result import QResult
 
 NO_RULES = LayerRules()
@@ -160,9 +160,12 @@ def _to(x: Any, device: Any) -> Any:
 
 
 def _rule_fn(method: Quantizer, rules: LayerRules, name: str) -> Any:
-    """The quantizer function of linear ``name``: its rule's FineQ mode's, for a FineQ method, else the method's."""
+    """The quantizer function of linear ``name``: its rule's FineQ mode's (to the method's codebook: one engine
+    runs the model), for a FineQ method, else the method's."""
     mode = rules.decide(name) if method.mode is not None else None
     q = method if mode is None or mode == "skip" else for_mode(mode)
+    if q is not method and method.codebook != q.codebook:
+        q = variant(q, codebook=method.codebook)
     fn = q.fn
     assert fn is not None
     # a data-free quantizer in a calibrated pass (the rules asked for one) gets no Hessian

@@ -176,25 +176,35 @@ def _from_file(base: Any, name: str, qms: dict[str, Any], meta: dict[str, str]) 
 def hardware_side(res: dict[str, QResult]) -> dict[str, Any]:
     """What the accelerators see of a method's matrices: for FineQ modes the share of non-zero levels and the
     temporal cycles per vector, thermometer and binary-weighted coding (overall and per linear type:
-    ``q_proj``, ...); for the MAC array's grid
-    (:mod:`fineq.quant.signmag`) its weight width and group. Empty for other methods."""
+    ``q_proj``, ...), or for the power-of-two codebook (``codebook: pow2``) the power-of-two datapath's cycles per
+    vector (its only coding); for the MAC array's grid (:mod:`fineq.quant.signmag`) its weight width and group.
+    Empty for other methods."""
     from fineq.engine.cycles import level_stats
 
     first = next(iter(res.values()), None)
     if first is None:
         return {}
     if first.qmatrix is not None:
-        from fineq.engine.config import EngineConfig
+        from fineq.engine.config import EngineConfig, codings_for
 
+        books = {r.qmatrix.codebook for r in res.values()}
+        if len(books) > 1:
+            raise FineQError(f"a method's matrices hold levels of several codebooks ({', '.join(sorted(books))}): "
+                             "no one engine runs them")
+        book = books.pop()
         levels = [r.qmatrix.levels() for r in res.values()]
         by: dict[str, list[Any]] = {}
         for n, lv in zip(res, levels, strict=True):
             by.setdefault(n.rsplit(".", 1)[-1], []).append(lv)
-        hw: dict[str, Any] = level_stats(levels)
+        first_coding = codings_for(book)[0]
+        hw: dict[str, Any] = level_stats(levels, EngineConfig(coding=first_coding))
+        if book != "int":
+            hw["codebook"] = book
         groups = {r.qmatrix.group for r in res.values()} - {None}
         if groups:  # the variant outside the spec: its scale multiplies are costed by fineq pareto
             hw["group"] = min(groups)
-        for coding, sfx in (("thermometer", ""), ("binary", "_binary")):
+        for coding in codings_for(book):  # the first coding's figures unsuffixed
+            sfx = "" if coding == first_coding else f"_{coding}"
             cfg = EngineConfig(coding=coding)
             hw[f"cycles_per_vector{sfx}"] = level_stats(levels, cfg)["cycles_per_vector"]
             hw[f"cycles_per_vector{sfx}_by_linear"] = {t: level_stats(v, cfg)["cycles_per_vector"]

@@ -30,6 +30,11 @@ Linears with group scales (the variant outside the spec: ``fineq-<mode>-g<N>``,
 ``quantize-model --group N``; docs/format.md "Group scales") make the file
 ``format_version = 3`` and are listed in the metadata ``linear_groups`` (JSON
 ``{name: group}``); version 3 may also carry a ``transform``.
+
+A model of the power-of-two codebook (the other variant outside the spec: ``fineq-<mode>-pow2``,
+``quantize-model --codebook pow2``; docs/format.md "Power-of-two levels") makes the file ``format_version = 4``
+with the metadata ``codebook = pow2`` (one codebook per file: one engine runs it); version 4 may also carry a
+``transform`` and ``linear_groups``. Readers of versions 1-3 refuse it instead of reading its 4s as 3s.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import numpy as np
 
 from fineq.errors import FineQError, FormatError
 from fineq.format import stlayout
+from fineq.format.codec import CODEBOOKS, SPEC_CODEBOOK
 from fineq.format.qmatrix import QuantizedMatrix
 from fineq.llm.rotate import apply_transform
 from fineq.llm.rotate import parse as parse_transform
@@ -53,7 +59,9 @@ MODEL_FORMAT = "fineq-model"
 MODEL_FORMAT_VERSION = 1
 MODEL_FORMAT_VERSION_TRANSFORM = 2  # files with a ``transform``
 MODEL_FORMAT_VERSION_GROUP = 3  # files with group scales (``linear_groups``; a ``transform`` or not)
-_VERSIONS = tuple(str(v) for v in (MODEL_FORMAT_VERSION, MODEL_FORMAT_VERSION_TRANSFORM, MODEL_FORMAT_VERSION_GROUP))
+MODEL_FORMAT_VERSION_CODEBOOK = 4  # files of another codebook (``codebook``; ``linear_groups``, ``transform`` or not)
+_VERSIONS = tuple(str(v) for v in (MODEL_FORMAT_VERSION, MODEL_FORMAT_VERSION_TRANSFORM, MODEL_FORMAT_VERSION_GROUP,
+                                   MODEL_FORMAT_VERSION_CODEBOOK))
 
 
 def save_model(path: str | os.PathLike[str], qms: dict[str, QuantizedMatrix], mode: str, base_model: str,
@@ -82,6 +90,11 @@ def save_model(path: str | os.PathLike[str], qms: dict[str, QuantizedMatrix], mo
     groups = {n: q.group for n, q in qms.items() if q.group is not None}
     if groups:
         meta.update(format_version=str(MODEL_FORMAT_VERSION_GROUP), linear_groups=json.dumps(groups))
+    books = sorted({q.codebook for q in qms.values()})
+    if len(books) > 1:
+        raise FineQError(f"a model file holds one codebook (one engine runs it), got {', '.join(books)}")
+    if books[0] != SPEC_CODEBOOK:
+        meta.update(format_version=str(MODEL_FORMAT_VERSION_CODEBOOK), codebook=books[0])
     p = Path(path)
     with atomic_path(p) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -119,11 +132,17 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedMa
             if version not in _VERSIONS:
                 raise FormatError(f"{p}: format version {version!r} is not supported (this fineq reads "
                                   f"{', '.join(_VERSIONS)})")
-            if version != str(MODEL_FORMAT_VERSION_GROUP) and (
-                    (version == str(MODEL_FORMAT_VERSION_TRANSFORM)) != ("transform" in meta)):
+            newer = (str(MODEL_FORMAT_VERSION_GROUP), str(MODEL_FORMAT_VERSION_CODEBOOK))
+            if version not in newer and ((version == str(MODEL_FORMAT_VERSION_TRANSFORM)) != ("transform" in meta)):
                 raise FormatError(f"{p}: format version {version} and the transform metadata disagree")
-            if (version == str(MODEL_FORMAT_VERSION_GROUP)) != ("linear_groups" in meta):
+            if version != newer[1] and (version == str(MODEL_FORMAT_VERSION_GROUP)) != ("linear_groups" in meta):
                 raise FormatError(f"{p}: format version {version} and the linear_groups metadata disagree")
+            if (version == newer[1]) != ("codebook" in meta):
+                raise FormatError(f"{p}: format version {version} and the codebook metadata disagree")
+            codebook = meta.get("codebook", SPEC_CODEBOOK)
+            if codebook not in CODEBOOKS or ("codebook" in meta and codebook == SPEC_CODEBOOK):
+                raise FormatError(f"{p}: codebook {codebook!r} is not one of "
+                                  f"{', '.join(c for c in CODEBOOKS if c != SPEC_CODEBOOK)}")
             groups = _groups(p, meta)
             if "transform" in meta:
                 try:
@@ -149,7 +168,8 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedMa
                     raise FormatError(f"{p}: linear {n} has shape {shape}, not 2-D")
                 try:
                     out[n] = QuantizedMatrix(f.get_tensor(f"{n}.packed"), f.get_tensor(f"{n}.scales"), shape,
-                                             meta.get("mode", "unknown"), groups.get(n))  # type: ignore[arg-type]
+                                             meta.get("mode", "unknown"), groups.get(n),  # type: ignore[arg-type]
+                                             codebook)
                 except FormatError as e:
                     raise FormatError(f"{p}: linear {n}: {e}") from e
     except FormatError:

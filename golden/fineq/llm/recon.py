@@ -59,8 +59,8 @@ def reconstruct_block(layer: Any, results: dict[str, QResult], lins: dict[str, A
     local = {id(m): n for n, m in layer.named_modules()}
     pname = {n: local[id(lins[n])] + ".weight" for n in results}
     vec = VECTOR if cfg.keep_vector_caps else None
-    lats = {n: LatentFineQ(orig[n], r.qmatrix.levels(), r.qmatrix.codes(), r.qmatrix.scales, vec, r.qmatrix.group)
-            for n, r in results.items()}
+    lats = {n: LatentFineQ(orig[n], r.qmatrix.levels(), r.qmatrix.codes(), r.qmatrix.scales, vec, r.qmatrix.group,
+                           r.qmatrix.codebook) for n, r in results.items()}
     data = [(plain(hs), plain(kw), plain(y)) for (hs, kw), y in zip(inputs, targets, strict=True)]
     grads = [p.requires_grad for p in layer.parameters()]
     for p in layer.parameters():
@@ -89,7 +89,7 @@ def reconstruct_block(layer: Any, results: dict[str, QResult], lins: dict[str, A
     for n, r in results.items():
         if after < before:
             lv, codes, s16 = lats[n].harden()
-            q = _as_recon(from_levels(lv, codes, s16, r.qmatrix.group))
+            q = _as_recon(from_levels(lv, codes, s16, r.qmatrix.group, r.qmatrix.codebook))
             w = torch.from_numpy(q.dequantize())
         else:
             q, w = _as_recon(r.qmatrix), r.weight

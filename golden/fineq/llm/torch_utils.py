@@ -12,8 +12,9 @@ from fineq.quant.registry import quantize
 
 
 def quantize_model(model: Any, mode: str = "paper", write_back: bool = True,
-                   skip: Sequence[str] = ("lm_head",)) -> dict[str, QuantizedMatrix]:
-    """Quantize the weight of every ``nn.Linear`` in ``model`` with a data-free mode (``paper``, ``search``).
+                   skip: Sequence[str] = ("lm_head",), codebook: str = "int") -> dict[str, QuantizedMatrix]:
+    """Quantize the weight of every ``nn.Linear`` in ``model`` with a data-free mode (``paper``, ``search``), to the
+    levels of ``codebook`` (``int``, the spec's, or ``pow2``, docs/format.md "Power-of-two levels").
 
     Returns ``{module name: QuantizedMatrix}``. With ``write_back`` (default),
     each layer's weight is **replaced in place** by its dequantized value (same
@@ -30,7 +31,7 @@ def quantize_model(model: Any, mode: str = "paper", write_back: bool = True,
             if isinstance(m, torch.nn.Linear) and not any(re.search(p, n) for p in skip)]
     out: dict[str, QuantizedMatrix] = {}
     for name, mod in progress(lins, desc="quantize_model", unit="linear"):
-        q = quantize(mod.weight.detach(), mode)
+        q = quantize(mod.weight.detach(), mode, codebook=codebook)
         out[name] = q
         if write_back:
             with torch.no_grad():

@@ -112,7 +112,8 @@ class BlockStore(_Folder):
                 meta = json.loads((f.metadata() or {})["results"])
                 for n, m in meta.items():
                     q = QuantizedMatrix(f.get_tensor(f"{n}.packed"), f.get_tensor(f"{n}.scales"),
-                                        tuple(m["shape"]), m.get("mode", "unknown"), m.get("group"))
+                                        tuple(m["shape"]), m.get("mode", "unknown"), m.get("group"),
+                                        m.get("codebook", "int"))
                     ins = f.get_tensor(f"{n}.in_scale") if m.get("in_scale") else None
                     out[n] = QResult(torch.from_numpy(q.dequantize()), float(m["bits"]), q, ins, m.get("info"))
             return out
@@ -150,7 +151,7 @@ class BlockStore(_Folder):
             if r.in_scale is not None:
                 tensors[f"{n}.in_scale"] = np.ascontiguousarray(np.asarray(r.in_scale))
             meta[n] = {"shape": list(q.shape), "mode": q.mode, "bits": r.bits, "in_scale": r.in_scale is not None,
-                       "info": r.info, "group": q.group}
+                       "info": r.info, "group": q.group, "codebook": q.codebook}
         self.ensure()
         with atomic_path(self.folder / f"block-{i:05d}.safetensors", register=False) as tmp:
             save_file(tensors, str(tmp), metadata={"results": json.dumps(meta)})

@@ -7,7 +7,9 @@ the FineQ array with its decoders and of the MAC array at each weight width, 400
 own weights). Configurations:
 
 * ``fineq``: a FineQ mode on the FineQ engine; cycles from the cycle model with the mode's own cycles per
-  vector for each linear type (:mod:`fineq.perf.layers`), memory at FineQ's packed bytes;
+  vector for each linear type (:mod:`fineq.perf.layers`), memory at FineQ's packed bytes; the spec's levels on
+  the thermometer and binary-weighted codings, the power-of-two codebook's (``fineq-*-pow2``) on the power-of-two
+  datapath (one cycle per vector; its own power);
 * ``mac``: the MAC array at ``b``-bit weights running a method on its own sign-magnitude grid
   (:mod:`fineq.quant.signmag`), memory at its own bytes; group-wise grids add a scale multiply per output and
   group in the accumulators, **costed, not built** (:func:`group_scale_pj`); so do FineQ modes with group scales
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fineq.engine.config import EngineConfig, mac_psum_w
+from fineq.engine.config import EngineConfig, codings_for, mac_psum_w
 from fineq.engine.cycles import mac_cycle_split
 from fineq.errors import FineQError
 from fineq.format.codec import W_BITS
@@ -40,15 +42,17 @@ SCALE_BITS = 16  # a float16 group scale (its multiply is costed as a SCALE_BITS
 DEFAULT_USABLE = 10.0  # "usable": perplexity at most this many times the reference's
 
 
+#: the FineQ arrays of ``make synth``'s summary by coding (the engine's datapath)
+FINEQ_DESIGNS = {"thermometer": "fineq_pe_array", "binary": "fineq_pe_array_binary", "pow2": "fineq_pe_array_pow2"}
+
+
 @dataclass(frozen=True)
 class Power:
     """What the energy model takes from ``make synth``: total power per array (mW) and area (mm^2)."""
 
     clock_mhz: float
-    fineq_mw: float  # the FineQ array (thermometer coding) with its decoders
-    fineq_mm2: float
-    fineq_binary_mw: float  # the binary-weighted coding variant with its decoders
-    fineq_binary_mm2: float
+    fineq_mw: dict[str, float]  # coding -> the FineQ array with its decoders (a summary may lack pow2)
+    fineq_mm2: dict[str, float]
     mac_mw: dict[int, float]  # weight bits -> MAC array with its accumulators, running its own grid
     mac_mm2: dict[int, float]
     mac_pe_pj: dict[int, float]  # weight bits -> energy of one MAC PE per cycle (pJ), accumulators left out
@@ -91,11 +95,10 @@ def load_power(summary: str | Path) -> Power:
             return s["units"][f"macsm{w}_col"]["sta"]["power_vcd"][3] * 1e-3 / rows / f * 1e12
 
         dec = d["fineq_decoders"]
+        fq = {c: d[n] for c, n in FINEQ_DESIGNS.items() if n in d or c != "pow2"}
         return Power(float(s["clock_mhz"]),
-                     d["fineq_pe_array"]["power_mw"]["total"] + dec["power_mw"]["total"],
-                     d["fineq_pe_array"]["area_mm2"] + dec["area_mm2"],
-                     d["fineq_pe_array_binary"]["power_mw"]["total"] + dec["power_mw"]["total"],
-                     d["fineq_pe_array_binary"]["area_mm2"] + dec["area_mm2"],
+                     {c: v["power_mw"]["total"] + dec["power_mw"]["total"] for c, v in fq.items()},
+                     {c: v["area_mm2"] + dec["area_mm2"] for c, v in fq.items()},
                      {w: v["power_mw"]["total"] for w, v in widths.items()},
                      {w: v["area_mm2"] for w, v in widths.items()}, {w: pe_pj(w) for w in widths},
                      d["mac_systolic_array"]["power_mw"]["total"], d["mac_systolic_array"]["area_mm2"], str(p))
@@ -158,7 +161,7 @@ def environment_notes(doc: dict[str, Any]) -> list[str]:
 def area(p: Point, power: Power) -> float:
     """The array's area (mm^2) of a configuration (FineQ: with its decoders)."""
     if p.arch == "fineq":
-        return power.fineq_binary_mm2 if p.coding == "binary" else power.fineq_mm2
+        return power.fineq_mm2[p.coding]
     return power.mac_fineq_mm2 if p.fineq_weights else power.mac_mm2[p.weight_bits]
 
 
@@ -194,7 +197,11 @@ def points_of(doc: dict[str, Any]) -> tuple[list[Point], dict[str, float], list[
             cpv = {"": float(first["cycles_per_vector"]), **first.get("cycles_per_vector_by_linear", {})}
             short = method.removeprefix("fineq-")
             g = first.get("group")
-            out.append(Point(f"FineQ {short}", "fineq", method, first["bits"], ppl, group=g, cycles_per_vector=cpv))
+            book = first.get("codebook", "int")
+            out.append(Point(f"FineQ {short}", "fineq", method, first["bits"], ppl, group=g, cycles_per_vector=cpv,
+                             coding=codings_for(book)[0]))
+            if book != "int":  # the power-of-two levels: their own datapath only (no MAC array runs them)
+                continue
             if "cycles_per_vector_binary" in first:
                 cpb = {"": float(first["cycles_per_vector_binary"]),
                        **first.get("cycles_per_vector_binary_by_linear", {})}
@@ -235,12 +242,12 @@ def energy(pt: Point, shapes: list[tuple[str, int, int, int]], n: int, power: Po
             wb: int | None = memory.signmag_weight_bytes(m, k, pt.weight_bits, pt.group)
         else:
             wb = None if pt.group is None else memory.fineq_weight_bytes(m, k, pt.group)
-        if pt.group is not None:  # FineQ's tile sums are those of 3-bit sign-magnitude weights
-            bits = W_BITS if fineq_levels else pt.weight_bits
+        if pt.group is not None:  # FineQ's tile sums are those of 3-bit sign-magnitude weights (pow2: as wide as 4-bit)
+            bits = (W_BITS + (pt.coding == "pow2")) if fineq_levels else pt.weight_bits
             extra_pj += m * n * -(-k // pt.group) * count * group_scale_pj(power, cfg.rows, bits)
         mem_pj += memory.energy_pj(memory.traffic(m, k, n, cfg, buf, wb), buf) * count
     if pt.arch == "fineq":
-        mw = power.fineq_binary_mw if pt.coding == "binary" else power.fineq_mw
+        mw = power.fineq_mw[pt.coding]
     else:
         mw = power.mac_fineq_mw if pt.fineq_weights else power.mac_mw[pt.weight_bits]
     compute = mw * 1e-3 * cycles / f + extra_pj * 1e-12
@@ -261,11 +268,13 @@ def front(points: list[Point], workload: str, seq: str, key: str) -> list[Point]
 
 
 def iso_accuracy(points: list[Point], ref: dict[str, float], workload: str, seq: str,
-                 usable: float = DEFAULT_USABLE) -> list[dict[str, Any]]:
-    """For FineQ's most accurate configuration (the cheaper of equally accurate ones) and its cheapest usable
-    one (perplexity at most ``usable`` x the reference): the cheapest MAC configuration (its own grid) whose
-    perplexity is not worse, and the energy ratios MAC / FineQ. The MAC configuration is the cheapest with
-    memory; if another is cheapest in compute alone it is named too, with its own compute ratio."""
+                 usable: float = DEFAULT_USABLE, on_front: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """For FineQ's most accurate configuration (the cheaper of equally accurate ones), its cheapest usable
+    one (perplexity at most ``usable`` x the reference; the more accurate of equally cheap ones) and every other
+    usable FineQ configuration named in ``on_front`` (role "on the front"): the cheapest MAC
+    configuration (its own grid) whose perplexity is not worse, and the energy ratios MAC / FineQ. The MAC
+    configuration is the cheapest with memory; if another is cheapest in compute alone it is named too, with its
+    own compute ratio."""
     fq = [p for p in points if p.arch == "fineq" and seq in p.ppl]
     if not fq:
         return []
@@ -273,9 +282,12 @@ def iso_accuracy(points: list[Point], ref: dict[str, float], workload: str, seq:
     ok = [p for p in fq if seq in ref and p.ppl[seq] <= usable * ref[seq]]
     picks = {"most accurate": best}
     if ok:
-        picks["cheapest usable"] = min(ok, key=lambda p: p.energy[workload][seq]["with_memory_j_per_token"])
+        picks["cheapest usable"] = min(ok, key=lambda p: (p.energy[workload][seq]["with_memory_j_per_token"], p.ppl[seq]))
+    roles = [(role, p) for role, p in picks.items()]
+    roles += [("on the front", p) for p in sorted(ok, key=lambda p: p.ppl[seq])
+              if p.name in on_front and all(p is not q for q in picks.values())]
     out = []
-    for role, p in picks.items():
+    for role, p in roles:
         e = p.energy[workload][seq]
         macs = [m for m in points if m.candidate() and seq in m.ppl and m.ppl[seq] <= p.ppl[seq]]
         row: dict[str, Any] = {"fineq": p.name, "role": role, "seq": int(seq), "workload": workload,
@@ -311,14 +323,19 @@ def build(doc: dict[str, Any], power: Power, shapes: list[str], buffer_kb: int =
     if missing:
         raise FineQError(f"{power.source} has no MAC array at {missing}-bit weights: rerun make synth "
                          f"(MAC_WIDTHS)")
+    nocoding = sorted({p.coding for p in pts if p.arch == "fineq"} - set(power.fineq_mw))
+    if nocoding:
+        raise FineQError(f"{power.source} has no FineQ array for the {nocoding[0]} coding "
+                         f"({FINEQ_DESIGNS[nocoding[0]]}): rerun make synth")
     seqs = sorted({s for p in pts for s in p.ppl}, key=int)
     for p in pts:
         for w in workloads:
             shapes = workload_shapes(doc, w)
             p.energy[w] = {s: energy(p, shapes, int(s), power, cfg, buffer_kb) for s in seqs}
-    iso = [r for w in workloads for s in seqs for r in iso_accuracy(pts, ref, w, s, usable)]
     fronts = {w: {s: {k: [p.name for p in front(pts, w, s, k)]
                       for k in ("compute_j_per_token", "with_memory_j_per_token")} for s in seqs} for w in workloads}
+    iso = [r for w in workloads for s in seqs
+           for r in iso_accuracy(pts, ref, w, s, usable, tuple(fronts[w][s]["with_memory_j_per_token"]))]
     main = seqs[0]
     return {
         "model": doc.get("model"), "reference": doc.get("reference"), "text": doc.get("text"),

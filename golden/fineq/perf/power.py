@@ -25,6 +25,8 @@ def load_power(summary: str | Path) -> dict[str, Any] | None:
                "array": s["array"], "source": str(p)}
         if "fineq_pe_array_binary" in d:
             out["fineq_binary_mw"] = d["fineq_pe_array_binary"]["power_mw"]["total"] + dec
+        if "fineq_pe_array_pow2" in d:
+            out["fineq_pow2_mw"] = d["fineq_pe_array_pow2"]["power_mw"]["total"] + dec
         return out
     except (ValueError, KeyError, TypeError) as e:
         raise FineQError(f"synthesis report {p} is not a make synth summary.json ({type(e).__name__}: {e})") from e

@@ -11,6 +11,7 @@ Activations are quantized per token (absmax int8, as :mod:`fineq.llm.int8path`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,11 @@ class Workload:
 
 def _rows(q: QuantizedMatrix, m: int) -> QuantizedMatrix:
     m = min(m, q.shape[0])
-    return QuantizedMatrix(np.array(q.packed[:m]), np.array(q.scales[:m]), (m, q.shape[1]), q.mode, q.group)
+    return dataclasses.replace(q, packed=np.array(q.packed[:m]), scales=np.array(q.scales[:m]), shape=(m, q.shape[1]))
+
+
+def _named(mode: str, codebook: str) -> str:
+    return mode if codebook == "int" else f"{mode} ({codebook} levels)"
 
 
 def _activations(lm: Any, linear: str, n: int) -> tuple[np.ndarray, str]:
@@ -53,8 +58,9 @@ def _activations(lm: Any, linear: str, n: int) -> tuple[np.ndarray, str]:
 
 
 def real_gemm(spec: str, linear: str = DEFAULT_LINEAR, m: int = 128, n: int = 64, mode: str = "paper",
-              seed: int = 0) -> Workload:
-    """The workload described in the module docstring (``mode`` is ignored for a ``.fineq.safetensors``)."""
+              seed: int = 0, codebook: str = "int") -> Workload:
+    """The workload described in the module docstring, quantized with ``mode`` to ``codebook``'s levels (both
+    ignored for a ``.fineq.safetensors``, whose levels are stored)."""
     from fineq.llm.models import DEMO_MODEL, is_model_spec
     from fineq.llm.weights import is_model_file, load_weight_file
 
@@ -81,7 +87,8 @@ def real_gemm(spec: str, linear: str = DEFAULT_LINEAR, m: int = 128, n: int = 64
             raise FineQError(f"{spec} has no linear {linear}")
         w = mods[linear].weight.detach().float().numpy()[:m]
         x, desc = _activations(lm, linear, n)
-        return Workload(quantize(w, mode), x, f"{linear}[:{w.shape[0]}] quantized with FineQ {mode}; {desc}", w)
+        return Workload(quantize(w, mode, codebook=codebook), x,
+                        f"{linear}[:{w.shape[0]}] quantized with FineQ {_named(mode, codebook)}; {desc}", w)
     weights = load_weight_file(spec)
     key = linear if linear in weights else f"{linear}.weight"
     if key not in weights:
@@ -90,5 +97,6 @@ def real_gemm(spec: str, linear: str = DEFAULT_LINEAR, m: int = 128, n: int = 64
 
     w = weights[key][:m]
     x = int8_activations(w.shape[1], n, seed=seed)
-    return Workload(quantize(w, mode), x, f"{Path(spec).name}: {key}[:{w.shape[0]}] quantized with FineQ {mode}; "
+    return Workload(quantize(w, mode, codebook=codebook), x,
+                    f"{Path(spec).name}: {key}[:{w.shape[0]}] quantized with FineQ {_named(mode, codebook)}; "
                     f"synthetic uniform int8 activations (a weights-only file has no model to run)", w)

@@ -34,7 +34,9 @@ tie rule.
 
 ``gptq-ord`` also takes ``group``: a float16 scale per ``group`` weights of a
 row instead of per row (the format variant outside the spec,
-:mod:`fineq.quant.groups`).
+:mod:`fineq.quant.groups`). Every mode takes ``codebook``: ``pow2`` (the other
+variant outside the spec) rounds to the levels {0, +-1, +-2, +-4}
+(:mod:`fineq.quant.codebook`) and its scales are ``absmax / 4``.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ from typing import Any
 import numpy as np
 
 from fineq.errors import FineQError
-from fineq.format.codec import BLOCK_WEIGHTS, CLUSTER, LEVEL_MAX, ZEROED
+from fineq.format.codec import BLOCK_WEIGHTS, CLUSTER, SPEC_CODEBOOK, ZEROED, level_max
 from fineq.format.pack import n_blocks
+from fineq.quant.codebook import check_mode_codebook, round_levels_torch
 from fineq.quant.gptq import ScratchSpent, gptq
 from fineq.quant.groups import check_group, column_groups, refit_group_scales
 
@@ -54,15 +57,19 @@ CALIBRATED_MODES = ("hdiag", "gptq", "gptq-clip", "gptq-ord")
 CLIP_GRID = tuple(round(1.0 - 0.05 * i, 2) for i in range(9))
 # Zeroed positions of the six weights of a pair, per code (spec section 4).
 _ZERO = np.array([[False] * 6] + [[i % CLUSTER == ZEROED[c] for i in range(6)] for c in (1, 2, 3)])
-_LIM = np.array([1] + [LEVEL_MAX] * 3, dtype=np.float32)
 
 
-def code_limits(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _lim(codebook: str) -> np.ndarray:
+    """The largest magnitude each code stores: 1 in its 2-bit fields (code 0), the codebook's largest otherwise."""
+    return np.array([1] + [level_max(codebook)] * 3, dtype=np.float32)
+
+
+def code_limits(codes: np.ndarray, k: int, codebook: str = SPEC_CODEBOOK) -> tuple[np.ndarray, np.ndarray]:
     """Per weight of ``[M, K]``, from the pair codes ``[M, P]``: the largest magnitude its code stores (float32)
     and whether its code stores it at all (bool; spec section 4)."""
     cd = np.asarray(codes, dtype=np.int64)
     m = cd.shape[0]
-    return np.repeat(_LIM[cd], 6, axis=1)[:, :k].copy(), ~(_ZERO[cd].reshape(m, -1)[:, :k])
+    return np.repeat(_lim(codebook)[cd], 6, axis=1)[:, :k].copy(), ~(_ZERO[cd].reshape(m, -1)[:, :k])
 
 
 def as_hessian(h: Any, k: int) -> Any:
@@ -117,7 +124,7 @@ def _padded_gather(h: Any, perm: Any) -> Any:
     return out
 
 
-def _pair_levels(w: Any, s: Any, weight: Any) -> tuple[Any, Any, Any]:
+def _pair_levels(w: Any, s: Any, weight: Any, codebook: str) -> tuple[Any, Any, Any]:
     """Levels of every code for all pairs and their weighted errors.
 
     ``w [M, Kp]``, ``s [M]`` (or ``[M, Kp]``, a scale per weight), ``weight [Kp]`` -> levels ``[4, M, P, 6]``,
@@ -128,7 +135,8 @@ def _pair_levels(w: Any, s: Any, weight: Any) -> tuple[Any, Any, Any]:
     m, kp = w.shape
     inv = torch.where(s > 0, 1.0 / torch.where(s > 0, s, 1.0), 0.0)
     r = (w * (inv if s.ndim == 2 else inv[:, None])).reshape(m, kp // 6, 6)
-    lv = torch.stack([torch.clamp(torch.round(r), -float(lim), float(lim)) for lim in _LIM])
+    rr = round_levels_torch(r, codebook)
+    lv = torch.stack([torch.clamp(rr, -float(lim), float(lim)) for lim in _lim(codebook)])
     lv[torch.from_numpy(_ZERO)[:, None, None, :].expand_as(lv)] = 0
     d = w.reshape(1, m, kp // 6, 6) - lv * (s.reshape(1, m, kp // 6, 6) if s.ndim == 2 else s[None, :, None, None])
     err = (d * d * weight.reshape(1, 1, kp // 6, 6)).sum(dim=3)
@@ -139,15 +147,16 @@ def _pair_levels(w: Any, s: Any, weight: Any) -> tuple[Any, Any, Any]:
 RTN_ROWS = 512
 
 
-def _best_rtn(w: Any, s: Any, weight: Any) -> tuple[Any, Any, Any]:
+def _best_rtn(w: Any, s: Any, weight: Any, codebook: str = SPEC_CODEBOOK) -> tuple[Any, Any, Any]:
     """Per pair, the code with the least weighted error (ties: lowest). Returns levels, codes, pair errors
     ``[M, P]``. Rows are independent: they go ``RTN_ROWS`` at a time."""
     import torch
 
     if w.shape[0] > RTN_ROWS:
-        parts = [_best_rtn(w[i : i + RTN_ROWS], s[i : i + RTN_ROWS], weight) for i in range(0, w.shape[0], RTN_ROWS)]
+        parts = [_best_rtn(w[i : i + RTN_ROWS], s[i : i + RTN_ROWS], weight, codebook)
+                 for i in range(0, w.shape[0], RTN_ROWS)]
         return tuple(torch.cat(t) for t in zip(*parts, strict=True))  # type: ignore[return-value]
-    lv, err = _pair_levels(w, s, weight)
+    lv, err = _pair_levels(w, s, weight, codebook)
     codes = torch.zeros(err.shape[1:], dtype=torch.int64)
     best = err[0].clone()
     for c in (1, 2, 3):  # strict '<': ties keep the lowest code
@@ -158,11 +167,11 @@ def _best_rtn(w: Any, s: Any, weight: Any) -> tuple[Any, Any, Any]:
     return levels.reshape(w.shape), codes, torch.gather(err, 0, codes[None]).squeeze(0)
 
 
-def _scales(w: Any, weight: Any, clip: bool, gcol: Any = None) -> np.ndarray:
-    """float16 row scales: the spec's ``absmax / 3``, or the best of ``CLIP_GRID`` by weighted error. With
-    ``gcol`` (the group of each column, :func:`fineq.quant.groups.column_groups`): float16 ``[M, G]``, every
-    group's ``absmax / 3`` times its own best ``CLIP_GRID`` factor, a pair's error counted in the group of its
-    first column."""
+def _scales(w: Any, weight: Any, clip: bool, gcol: Any = None, codebook: str = SPEC_CODEBOOK) -> np.ndarray:
+    """float16 row scales: the spec's ``absmax / 3`` (``absmax / 4`` for ``pow2``), or the best of ``CLIP_GRID``
+    by weighted error. With ``gcol`` (the group of each column, :func:`fineq.quant.groups.column_groups`): float16
+    ``[M, G]``, every group's ``absmax / 3`` times its own best ``CLIP_GRID`` factor, a pair's error counted in the
+    group of its first column."""
     import torch
 
     from fineq.quant.rules import row_scales
@@ -174,17 +183,18 @@ def _scales(w: Any, weight: Any, clip: bool, gcol: Any = None) -> np.ndarray:
         n = int(gcol.max()) + 1
         absmax = torch.zeros((m, n), dtype=w.dtype).scatter_reduce(
             1, gcol[None, :].expand(m, -1), w.abs(), "amax").numpy()
-    s16, _ = row_scales(absmax.reshape(m, -1))  # checks every row (names it)
+    top = np.float32(level_max(codebook))
+    s16, _ = row_scales(absmax.reshape(m, -1), top=top)  # checks every row (names it)
     if gcol is not None:
-        s16 = (absmax / np.float32(3)).astype(np.float16)  # no overflow: the row's largest did not
+        s16 = (absmax / top).astype(np.float16)  # no overflow: the row's largest did not
     if not clip:
         return s16
     best_err = None
     best = s16.copy()
     for a in CLIP_GRID:
-        cand = (absmax * np.float32(a) / np.float32(3)).astype(np.float16)
+        cand = (absmax * np.float32(a) / top).astype(np.float16)
         sc = torch.from_numpy(cand.astype(np.float32))
-        _, _, err = _best_rtn(w, sc if gcol is None else sc[:, gcol], weight)
+        _, _, err = _best_rtn(w, sc if gcol is None else sc[:, gcol], weight, codebook)
         if gcol is None:
             e = err.sum(dim=1).numpy()
         else:
@@ -204,10 +214,12 @@ Caps = Callable[[Any, Any, Any], Any]
 
 
 def quantize_calibrated(w: Any, mode: str, hessian: Any, caps: Caps | None = None,
-                        group: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                        group: int | None = None,
+                        codebook: str = SPEC_CODEBOOK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(levels int8 [M, K], codes uint8 [M, 4 nb], scales float16 [M])`` of a calibrated mode; ``caps`` (GPTQ
     modes) limits each weight's magnitude further, on top of its code's limit; ``group`` (``gptq-ord``): scales
-    ``float16 [M, ceil(K/group)]``, one per ``group`` weights of a row."""
+    ``float16 [M, ceil(K/group)]``, one per ``group`` weights of a row; ``codebook``: the levels rounded to
+    (``pow2``: {0, +-1, +-2, +-4}, the variant outside the spec; not with ``caps``)."""
     import torch
 
     from fineq.quant.rules import as_float_matrix
@@ -229,12 +241,15 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any, caps: Caps | None = Non
     from fineq.quant.rules import warn_flushed_rows
 
     group = check_group(group, mode)
+    codebook = check_mode_codebook(codebook, mode)
+    if caps is not None and codebook != SPEC_CODEBOOK:
+        raise FineQError("magnitude caps (mode gptq-hw) take only the spec's codebook")
     if group is None:
-        s16 = _scales(wt, weight, clip=mode != "gptq")
+        s16 = _scales(wt, weight, clip=mode != "gptq", codebook=codebook)
         warn_flushed_rows(wn, s16)
         sg16 = s16[:, None]
     else:  # each group's scale from its own columns, before the error feedback (fixed groups)
-        sg16 = _scales(wt, weight, clip=True, gcol=torch.from_numpy(column_groups(k, kp, group)))
+        sg16 = _scales(wt, weight, clip=True, gcol=torch.from_numpy(column_groups(k, kp, group)), codebook=codebook)
         for j, c in enumerate(range(0, k, group)):
             warn_flushed_rows(wn[:, c : c + group], sg16[:, j])
         s16 = sg16[:, 0]  # the caps' (gptq-hw's) view; gptq-hw takes no group
@@ -245,7 +260,7 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any, caps: Caps | None = Non
     if mode == "hdiag":
         if cap is not None:
             raise FineQError("mode hdiag takes no magnitude caps (the GPTQ modes do)")
-        levels, codes, _ = _best_rtn(wt, s, weight)
+        levels, codes, _ = _best_rtn(wt, s, weight, codebook)
         return levels[:, :k].to(torch.int8).numpy(), codes.to(torch.uint8).numpy(), s16
     perm = None
     if order:
@@ -258,7 +273,7 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any, caps: Caps | None = Non
     codes = torch.zeros((m, kp // 6), dtype=torch.uint8)
     ginv = torch.where(sg > 0, 1.0 / torch.where(sg > 0, sg, 1.0), 0.0)
     zero = torch.from_numpy(_ZERO)
-    lim = torch.from_numpy(_LIM)[:, None]
+    lim = torch.from_numpy(_lim(codebook))[:, None]
     rows = torch.arange(m)
 
     def unit(w6: Any, u6: Any, col0: int) -> tuple[Any, Any]:
@@ -269,7 +284,7 @@ def quantize_calibrated(w: Any, mode: str, hessian: Any, caps: Caps | None = Non
         gs = gcol[col0 : col0 + 6]
         for i in range(6):
             s, inv = sg[:, gs[i]], ginv[:, gs[i]]
-            r = torch.round(wc[:, :, i] * inv)
+            r = round_levels_torch(wc[:, :, i] * inv, codebook)
             li = lim if cap is None else torch.minimum(lim, cap[None, :, col0 + i])
             r = torch.maximum(torch.minimum(r, li), -li)
             r[zero[:, i]] = 0

@@ -9,8 +9,10 @@ so that the quantized block, fed the quantized model's own inputs, reproduces th
 AdamW, cosine learning-rate decay. What differs, and what is simplified:
 
 * **FineQ's codebook.** Every weight keeps the pair code ``gptq-ord`` chose for it (spec section 4): a zeroed
-  position stays 0, a 2-bit one stays in -1..+1, a 3-bit one in -3..+3. Codes are not re-chosen (a discrete
-  choice the STE cannot move); only the levels inside them and the scales train.
+  position stays 0, a 2-bit one stays in -1..+1, a 3-bit one in -3..+3 (with the power-of-two codebook, the
+  variant outside the spec, in {0, +-1, +-2, +-4}: the STE rounds to those levels,
+  :mod:`fineq.quant.codebook`). Codes are not re-chosen (a discrete choice the STE cannot move); only the
+  levels inside them and the scales train.
 * **Start from GPTQ, not from round-to-nearest.** The latent level ``u`` (in units of the row's scale) starts
   at ``gptq-ord``'s level plus the part of ``w / s`` it rounded away, clipped to +-0.45, so the first forward
   pass is exactly ``gptq-ord`` and the latent sits as close to the float weight as that allows.
@@ -38,6 +40,8 @@ from typing import Any
 import numpy as np
 
 from fineq.errors import FineQError
+from fineq.format.codec import SPEC_CODEBOOK
+from fineq.quant.codebook import round_levels_torch
 
 RECON_MODE = "recon"
 #: how far the latent level may start from ``gptq-ord``'s level (below 0.5, so it rounds back to it)
@@ -69,18 +73,19 @@ class LatentFineQ:
 
     ``weight()`` is ``s[:, None] * clamp(round_ste(u), -lim, lim) * allowed`` with ``s = s0 exp(t)``; ``harden()``
     returns ``(levels int8 [M, K], codes, scales float16 [M])`` for :func:`fineq.format.qmatrix.from_levels`.
-    With ``group`` the scales are ``[M, ceil(K/group)]``, one per group of a row (each trains).
+    With ``group`` the scales are ``[M, ceil(K/group)]``, one per group of a row (each trains); ``codebook``: the
+    levels the rounding goes to (``pow2``: {0, +-1, +-2, +-4}).
     """
 
     def __init__(self, w: Any, levels: np.ndarray, codes: np.ndarray, scales: np.ndarray,
-                 vector: int | None = None, group: int | None = None) -> None:
+                 vector: int | None = None, group: int | None = None, codebook: str = SPEC_CODEBOOK) -> None:
         import torch
 
         from fineq.quant.calibrated import code_limits
 
         wt = torch.as_tensor(w).detach().to("cpu", torch.float32)
         m, k = wt.shape
-        self.group, self.k = group, k
+        self.group, self.k, self.codebook = group, k, codebook
         want = (m,) if group is None else (m, -(-k // group))
         if levels.shape != (m, k) or scales.shape != want:
             raise FineQError(f"recon: levels {levels.shape} and scales {scales.shape} do not fit weights {(m, k)}"
@@ -89,7 +94,7 @@ class LatentFineQ:
         if cd.shape[0] != m or 6 * cd.shape[1] < k:
             raise FineQError(f"recon: codes {cd.shape} do not cover weights {(m, k)}")
         self.codes = np.asarray(codes, dtype=np.uint8)
-        lim, allowed = code_limits(cd, k)
+        lim, allowed = code_limits(cd, k, codebook)
         if vector is not None:  # no vector of ``vector`` columns may need more temporal cycles than at the start
             mag = np.abs(np.asarray(levels, dtype=np.float32))
             for c0 in range(0, k, vector):
@@ -110,7 +115,7 @@ class LatentFineQ:
     def _levels(self, ste: bool) -> Any:
         import torch
 
-        r = torch.round(self.u)
+        r = round_levels_torch(self.u, self.codebook)
         q = self.u + (r - self.u).detach() if ste else r
         q = torch.maximum(torch.minimum(q, self.lim), -self.lim)
         return q * self.allowed

@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 
 from fineq.errors import FineQError
+from fineq.format.codec import SPEC_CODEBOOK
 from fineq.format.qmatrix import QuantizedMatrix, from_levels
 from fineq.quant.baselines import gptq_method, owq, pbllm, rtn, uniform
 from fineq.quant.calibrated import CALIBRATED_MODES, quantize_calibrated
+from fineq.quant.codebook import check_mode_codebook
 from fineq.quant.groups import GROUP_MODES, check_group
 from fineq.quant.hwaware import DEFAULT_LAMBDA, HW_MODE, quantize_hw
 from fineq.quant.recon import RECON_MODE, ReconConfig
@@ -52,10 +54,13 @@ class Quantizer:
     #: group scales (the format variant outside the spec, :mod:`fineq.quant.groups`): weights per scale; None: the
     #: spec's row scales
     group: int | None = None
+    #: the levels a field stands for: the spec's ``int``, or ``pow2`` (the variant outside the spec,
+    #: :mod:`fineq.quant.codebook`)
+    codebook: str = SPEC_CODEBOOK
 
 
 def quantize(w: Any, mode: str = "paper", hessian: Any = None, hw_lambda: float | None = None,
-             group: int | None = None) -> QuantizedMatrix:
+             group: int | None = None, codebook: str = SPEC_CODEBOOK) -> QuantizedMatrix:
     """Quantize a float ``[M, K]`` numpy array or torch tensor into the spec's packed format.
 
     ``mode``: ``"paper"`` (outlier rule, least-error fallback; spec section 4) or ``"search"`` (least error for
@@ -65,13 +70,16 @@ def quantize(w: Any, mode: str = "paper", hessian: Any = None, hw_lambda: float 
     format. ``"gptq-hw"`` (:mod:`fineq.quant.hwaware`) also takes ``hw_lambda``, its price of a temporal cycle.
     ``"recon"`` trains whole decoder blocks and is not available on one matrix (a FineQError says so).
     ``group`` (mode ``gptq-ord``): a float16 scale per ``group`` weights of a row, the format variant outside the
-    spec (:mod:`fineq.quant.groups`); None: the spec's row scales.
+    spec (:mod:`fineq.quant.groups`); None: the spec's row scales. ``codebook``: ``"int"`` (the spec's levels) or
+    ``"pow2"`` (levels {0, +-1, +-2, +-4}, the other variant outside the spec, :mod:`fineq.quant.codebook`; every
+    mode but ``gptq-hw``).
     Raises :class:`fineq.FineQError` subclasses on bad input (NaN/Inf, float16 scale overflow, wrong rank or
     dtype, missing Hessian).
     """
     if hw_lambda is not None and mode != HW_MODE:
         raise FineQError(f"hw_lambda is the parameter of mode {HW_MODE}, not of {mode!r}")
     group = check_group(group, mode)
+    codebook = check_mode_codebook(codebook, mode)
     if mode == RECON_MODE:
         raise FineQError(f"mode {RECON_MODE} trains whole decoder blocks: use `fineq quantize-model --mode {RECON_MODE}` "
                          f"or `fineq eval --methods fineq-{RECON_MODE}` (one matrix alone: mode gptq-ord)")
@@ -81,23 +89,24 @@ def quantize(w: Any, mode: str = "paper", hessian: Any = None, hw_lambda: float 
         if mode == HW_MODE:
             levels, codes, scales = quantize_hw(w, hessian, DEFAULT_LAMBDA if hw_lambda is None else hw_lambda)
         else:
-            levels, codes, scales = quantize_calibrated(w, mode, hessian, group=group)
-        q = from_levels(levels, codes, scales, group)
+            levels, codes, scales = quantize_calibrated(w, mode, hessian, group=group, codebook=codebook)
+        q = from_levels(levels, codes, scales, group, codebook)
         return dataclasses.replace(q, mode=mode)
     if mode not in MODES:
         raise FineQError(f"mode must be one of {FINEQ_MODES}, got {mode!r}")
     if hessian is not None:
         raise FineQError(f"mode {mode!r} takes no hessian (calibrated modes: {', '.join(NEEDS_HESSIAN)})")
-    packed, scales = quantize_arrays(w, mode)
+    packed, scales = quantize_arrays(w, mode, codebook=codebook)
     shape = (int(packed.shape[0]), int(np.shape(w)[1]))
-    return QuantizedMatrix(packed, scales, shape, mode)
+    return QuantizedMatrix(packed, scales, shape, mode, codebook=codebook)
 
 
-def _fineq(mode: str, hw_lambda: float | None = None, group: int | None = None) -> Callable[[Any, Any], QResult]:
+def _fineq(mode: str, hw_lambda: float | None = None, group: int | None = None,
+           codebook: str = SPEC_CODEBOOK) -> Callable[[Any, Any], QResult]:
     def run(w: Any, h: Any) -> QResult:
         import torch
 
-        q = quantize(w, mode, hessian=h, hw_lambda=hw_lambda, group=group)
+        q = quantize(w, mode, hessian=h, hw_lambda=hw_lambda, group=group, codebook=codebook)
         m, k = q.shape
         return QResult(torch.from_numpy(q.dequantize()), q.bits_per_weight * m * k, qmatrix=q)
 
@@ -155,23 +164,48 @@ def _registry() -> dict[str, Quantizer]:
         Quantizer("owq", True, lambda w, h: owq(w, h, 2.25), None, "OWQ: weak columns fp16, GPTQ 2-bit g128, 2.25 b"),
         Quantizer("pbllm", True, lambda w, h: pbllm(w, h), None, "PB-LLM: 10% salient 8-bit, rest binary, GPTQ"),
     ]
-    # the group-scale variant (outside the spec): listed at the literature's group of 128; fineq-<mode>-g<N> for others
-    qs += [grouped(f"fineq-{m}", DEFAULT_GROUP) for m in GROUP_MODES]
+    # the variants outside the spec: group scales, listed at the literature's group of 128 (fineq-<mode>-g<N> for
+    # others), and the power-of-two codebook (fineq-<mode>-pow2, any mode but the cycle-priced ones)
+    base = {q.mode: q for q in qs if q.mode is not None}
+    qs += [variant(base[m], group=DEFAULT_GROUP) for m in GROUP_MODES]
+    qs += [variant(base[m], codebook=POW2) for m in ("paper", "gptq-ord", RECON_MODE)]
     return {q.name: q for q in qs}
 
 
 #: the group of the listed group-scale methods (``fineq-gptq-ord-g128``): two of the engine's 64-row K tiles
 DEFAULT_GROUP = 128
+#: the power-of-two codebook (:mod:`fineq.quant.codebook`) and its method-name suffix
+POW2 = "pow2"
+POW2_SUFFIX = f"-{POW2}"
+
+
+def variant(q: Quantizer, group: int | None = None, codebook: str | None = None) -> Quantizer:
+    """FineQ method ``q`` with a float16 scale per ``group`` weights of a row and/or the levels of ``codebook`` (the
+    variants outside the spec), named ``<q>-pow2``, ``<q>-g<group>``, ``<q>-pow2-g<group>`` (or
+    ``-g<group>-pow2``). Cycle-priced methods
+    (``gptq-hw``, ``recon-hw``) and transformed ones take neither."""
+    hw = q.mode == HW_MODE or (q.recon is not None and q.recon.keep_vector_caps)
+    if q.mode is None or q.transform is not None or hw:
+        raise FineQError(f"method {q.name!r}: '-pow2' and '-g<N>' follow a FineQ method that is neither cycle-priced "
+                         f"({HW_MODE}, {RECON_MODE}-hw) nor transformed")
+    if (group is not None and q.group is not None) or (codebook is not None and q.codebook != SPEC_CODEBOOK):
+        raise FineQError(f"method {q.name!r}: '-pow2' and '-g<N>' come once each")
+    group = check_group(q.group if group is None else group, q.mode)
+    codebook = check_mode_codebook(q.codebook if codebook is None else codebook, q.mode)
+    name, about = q.name, q.about
+    if codebook != q.codebook:
+        name, about = name + f"-{codebook}", about + f"; levels {{0, +-1, +-2, +-4}} ({codebook}, outside the spec)"
+    if group != q.group:
+        name, about = name + f"-g{group}", about + f"; a float16 scale per {group} weights of a row (outside the spec)"
+    start = "gptq-ord" if q.mode == RECON_MODE else q.mode
+    return dataclasses.replace(q, name=name, about=about, fn=_fineq(start, group=group, codebook=codebook),
+                               group=group, codebook=codebook)
 
 
 def grouped(base: str, group: int) -> Quantizer:
-    """FineQ method ``base`` (``fineq-gptq-ord`` or ``fineq-recon``) with a float16 scale per ``group`` weights of a
+    """FineQ method ``base`` (``fineq-gptq-ord``, ``fineq-recon``, ...) with a float16 scale per ``group`` weights of a
     row: the format variant outside the spec, named ``<base>-g<group>``."""
-    mode = base[len("fineq-"):]
-    check_group(group, mode)
-    recon = ReconConfig() if mode == RECON_MODE else None
-    about = f"{_FINEQ_ABOUT[mode]}; a float16 scale per {group} weights of a row (outside the spec)"
-    return Quantizer(f"{base}-g{group}", True, _fineq("gptq-ord", group=group), mode, about, recon=recon, group=group)
+    return variant(get(base), group=group)
 
 
 QUANTIZERS = _registry()
@@ -196,7 +230,9 @@ def get(name: str) -> Quantizer:
     ``gptq-hw`` at lambda ``L`` (a float, at least 0), ``fineq-recon@E`` mode ``recon`` with ``E`` epochs per
     block, ``fineq-recon-hw@L`` mode ``recon`` started from ``gptq-hw`` at ``L``, no vector's temporal cycles
     raised. A suffix ``+fold`` (RMSNorm gains folded into the linears) or ``+rot`` / ``+rot:<seed>`` (the
-    residual stream rotated, QuaRot's R1) transforms the model first (:mod:`fineq.llm.rotate`)."""
+    residual stream rotated, QuaRot's R1) transforms the model first (:mod:`fineq.llm.rotate`). The variants outside
+    the spec: ``-pow2`` (levels {0, +-1, +-2, +-4}) and ``-g<N>`` (a scale per N weights), once each, after a
+    FineQ method that is not cycle-priced (:func:`variant`)."""
     base, plus, tail = name.rpartition("+")
     if plus:
         q = get(base)
@@ -208,8 +244,10 @@ def get(name: str) -> Quantizer:
         spec = "fold" if kind == "fold" else f"rotate:{int(seed) if colon else 0}"
         what = "RMSNorm gains folded" if kind == "fold" else f"residual stream rotated (seed {int(seed or 0)})"
         return dataclasses.replace(q, name=name, about=f"{q.about}; {what} first", transform=spec)
+    if name.startswith("fineq-") and name.endswith(POW2_SUFFIX) and name not in QUANTIZERS:
+        return variant(get(name[: -len(POW2_SUFFIX)]), codebook=POW2)
     gbase, gsep, gtail = name.rpartition("-g")
-    if gsep and gbase in tuple(f"fineq-{m}" for m in GROUP_MODES):
+    if gsep and gbase.startswith("fineq-") and (gtail.isdigit() or gbase in tuple(f"fineq-{m}" for m in GROUP_MODES)):
         if not gtail.isdigit() or int(gtail) < 1:
             raise FineQError(f"method {name!r}: the group after '-g' must be a whole number at least 1")
         return grouped(gbase, int(gtail))

@@ -15,6 +15,10 @@ Numerics (spec sections 2-4, decided points in ``docs/format.md``):
 
 Two paths give identical bytes: :func:`quantize_arrays` (vectorized, chunked
 over rows, threaded) and :func:`quantize_reference` (a literal loop per pair).
+
+Both take ``codebook``: ``pow2`` (the variant outside the spec, docs/format.md "Power-of-two levels") divides
+``absmax`` by 4 and rounds ``q3`` to {0, +-1, +-2, +-4} (:mod:`fineq.quant.codebook`); everything else is the
+rule above.
 """
 
 from __future__ import annotations
@@ -26,8 +30,19 @@ from typing import Any
 import numpy as np
 
 from fineq.errors import FineQError, QuantizationError
-from fineq.format.codec import BLOCK_WEIGHTS, OUTLIER_RATIO, ZEROED, encode_block
-from fineq.format.pack import n_blocks, pack_q3
+from fineq.format.codec import (
+    BLOCK_WEIGHTS,
+    FIELD_LUT,
+    LEVEL_MAX,
+    OUTLIER_RATIO,
+    SPEC_CODEBOOK,
+    ZEROED,
+    check_codebook,
+    encode_block,
+    level_max,
+)
+from fineq.format.pack import field_levels, n_blocks, pack_q3
+from fineq.quant.codebook import round_levels_np
 
 MODES = ("paper", "search")
 _CHUNK_ELEMS = 1 << 19
@@ -58,32 +73,40 @@ def as_float_matrix(w: Any) -> np.ndarray:
     return np.asarray(w, dtype=np.float32)
 
 
-def row_scales(w: np.ndarray, row0: int = 0, absw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row float16 scale and its float32 value; raises QuantizationError naming the row."""
+def row_scales(w: np.ndarray, row0: int = 0, absw: np.ndarray | None = None,
+               top: float = LEVEL_MAX) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row float16 scale ``absmax / top`` (``top`` = the codebook's largest level, 3 for the spec's; float32
+    division) and its float32 value; raises QuantizationError naming the row."""
     absmax = np.max(np.abs(w) if absw is None else absw, axis=1)
     bad = ~np.isfinite(absmax)
     if bad.any():
         r = int(np.argmax(bad))
         raise QuantizationError(f"row {row0 + r} holds a non-finite weight (NaN or Inf)")
     with np.errstate(over="ignore"):
-        s16 = (absmax / np.float32(3)).astype(np.float16)
+        s16 = (absmax / np.float32(top)).astype(np.float16)
     over = np.isinf(s16)
     if over.any():
         r = int(np.argmax(over))
         raise QuantizationError(
-            f"row {row0 + r}: scale absmax/3 = {float(absmax[r]) / 3:.6g} overflows float16 (max 65504)"
+            f"row {row0 + r}: scale absmax/{int(top)} = {float(absmax[r]) / float(top):.6g} overflows float16 "
+            "(max 65504)"
         )
     return s16, s16.astype(np.float32)
 
 
-def _level3(w: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``q3 = clip(rint(w / s), -3, 3)`` as int8 (0 in rows whose scale is 0). ``q2 = clip(q3, -1, 1)``."""
+def _level3(w: np.ndarray, s: np.ndarray, codebook: str = SPEC_CODEBOOK) -> np.ndarray:
+    """``q3 = clip(rint(w / s), -3, 3)`` as int8 (0 in rows whose scale is 0; ``pow2``: rounded to its levels,
+    clipped to +-4). ``q2 = clip(q3, -1, 1)``."""
     zero = s == 0
     r = w / np.where(zero, np.float32(1), s)[:, None]
     if zero.any():
         r[zero] = 0
-    np.rint(r, out=r)
-    np.clip(r, -3, 3, out=r)
+    if codebook == SPEC_CODEBOOK:
+        np.rint(r, out=r)
+    else:
+        r = round_levels_np(r, codebook)
+    top = level_max(codebook)
+    np.clip(r, -top, top, out=r)
     return r.astype(np.int8)
 
 
@@ -131,12 +154,12 @@ def _pair_codes(w6: np.ndarray, s: np.ndarray, q3: np.ndarray) -> np.ndarray:
     return code
 
 
-def _quantize_rows(w: np.ndarray, mode: str, row0: int) -> tuple[np.ndarray, np.ndarray]:
+def _quantize_rows(w: np.ndarray, mode: str, row0: int, codebook: str) -> tuple[np.ndarray, np.ndarray]:
     """Quantize rows of a float32 matrix already padded to a multiple of 24 columns."""
     rows, kp = w.shape
     a = np.abs(w)
-    s16, s = row_scales(w, row0, a)
-    q3 = _level3(w, s)
+    s16, s = row_scales(w, row0, a, np.float32(level_max(codebook)))
+    q3 = _level3(w, s, codebook)
     npairs = kp // 6
     if mode == "paper":
         cand = _candidates(a).reshape(rows, npairs, 2)
@@ -149,10 +172,11 @@ def _quantize_rows(w: np.ndarray, mode: str, row0: int) -> tuple[np.ndarray, np.
         codes.reshape(-1)[sel] = _pair_codes(
             w.reshape(-1, 6)[sel], s[sel // npairs], q3.reshape(-1, 6)[sel]
         )
-    return pack_q3(q3, codes), s16
+    return pack_q3(field_levels(q3, codebook), codes), s16
 
 
-def quantize_arrays(w: Any, mode: str = "paper", workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def quantize_arrays(w: Any, mode: str = "paper", workers: int | None = None,
+                    codebook: str = SPEC_CODEBOOK) -> tuple[np.ndarray, np.ndarray]:
     """Vectorized quantizer. Returns ``(packed uint8 [M, 7*nb], scales float16 [M])``.
 
     Rows are processed in chunks of about 512 Ki weights on ``workers`` threads
@@ -161,6 +185,7 @@ def quantize_arrays(w: Any, mode: str = "paper", workers: int | None = None) -> 
     """
     if mode not in MODES:
         raise FineQError(f"mode must be one of {MODES}, got {mode!r}")
+    codebook = check_codebook(codebook)
     w = as_float_matrix(w)
     m, k = w.shape
     nb = n_blocks(k)
@@ -176,7 +201,7 @@ def quantize_arrays(w: Any, mode: str = "paper", workers: int | None = None) -> 
             pad = np.zeros((r1 - r0, kp), dtype=np.float32)
             pad[:, :k] = blk
             blk = pad
-        packed[r0:r1], scales[r0:r1] = _quantize_rows(blk, mode, r0)
+        packed[r0:r1], scales[r0:r1] = _quantize_rows(blk, mode, r0, codebook)
 
     starts = range(0, m, step)
     nworkers = workers or os.cpu_count() or 1
@@ -211,10 +236,13 @@ def warn_flushed_rows(w: np.ndarray, scales: np.ndarray) -> None:
                       f"rows {shown} are stored as zero rows", QuantizationWarning, stacklevel=3)
 
 
-def quantize_reference(w: Any, mode: str = "paper") -> tuple[np.ndarray, np.ndarray]:
-    """Literal, per-pair implementation of spec sections 2-6 (slow; for tests)."""
+def quantize_reference(w: Any, mode: str = "paper", codebook: str = SPEC_CODEBOOK) -> tuple[np.ndarray, np.ndarray]:
+    """Literal, per-pair implementation of spec sections 2-6 (slow; for tests); ``pow2``: one magnitude at a time
+    to the nearest of 0, 1, 2, 4 (ties: the lower, but 1.5 -> 2 and 0.5 -> 0 as ``rint``)."""
     if mode not in MODES:
         raise FineQError(f"mode must be one of {MODES}, got {mode!r}")
+    codebook = check_codebook(codebook)
+    top = level_max(codebook)
     w = as_float_matrix(w)
     m, k = w.shape
     nb = n_blocks(k)
@@ -223,7 +251,7 @@ def quantize_reference(w: Any, mode: str = "paper") -> tuple[np.ndarray, np.ndar
     for row in range(m):
         wr = np.zeros(nb * BLOCK_WEIGHTS, dtype=np.float32)
         wr[:k] = w[row]
-        s16, s = row_scales(wr[None, :], row)
+        s16, s = row_scales(wr[None, :], row, top=np.float32(top))
         scales[row] = s16[0]
         sv = np.float32(s[0])
         out = bytearray()
@@ -238,7 +266,7 @@ def quantize_reference(w: Any, mode: str = "paper") -> tuple[np.ndarray, np.ndar
                     for i in range(6):
                         r = np.float32(six[i]) / sv
                         q2[i] = int(np.clip(np.rint(r), -1, 1))
-                        q3[i] = int(np.clip(np.rint(r), -3, 3))
+                        q3[i] = int(np.clip(np.rint(r), -3, 3)) if codebook == SPEC_CODEBOOK else _nearest(r, top)
 
                 def cand(a: np.ndarray) -> int:
                     if max(a) > np.float32(OUTLIER_RATIO) * min(a):
@@ -268,9 +296,16 @@ def quantize_reference(w: Any, mode: str = "paper") -> tuple[np.ndarray, np.ndar
                     code = best[1]
                 codes.append(code)
                 levels.extend(lv(code))
-            out += encode_block(codes, levels)
+            out += encode_block(codes, [int(FIELD_LUT[codebook][v + 4]) for v in levels])
         packed[row] = np.frombuffer(bytes(out), dtype=np.uint8)
     return packed, scales
+
+
+def _nearest(r: np.float32, top: int) -> int:
+    """The power-of-two level nearest ``r``, one comparison at a time (the literal path of ``pow2``)."""
+    a = abs(float(r))
+    mag = 0 if a <= 0.5 else 1 if a < 1.5 else 2 if a <= 3.0 else top
+    return -mag if r < 0 else mag
 
 
 __all__ = ["MODES", "quantize_arrays", "quantize_reference", "as_float_matrix", "row_scales"]
