@@ -141,7 +141,7 @@ def main() -> None:
     if not libfree:
         summary["table_iii"] = table_iii(designs)
         summary["changes"] = changes(designs)
-        summary["codings"] = codings(designs, act)
+        summary["codings"] = codings(designs, act, sta)
     flat = {}
     for fam, (fl, col) in {"fineq": ("fineq_flat", "fineq_col_small"), "mac": ("mac_flat", "mac_col_small")}.items():
         est = S.FLAT_COLS * syn[col][key]
@@ -193,16 +193,24 @@ def changes(designs: dict) -> dict:
             "power-of-two datapath (FineQ, power per cycle)": d("fineq_pe_array", "fineq_pe_array_pow2")}
 
 
-def codings(designs: dict, act: dict) -> dict:
+def codings(designs: dict, act: dict, sta: dict) -> dict:
     """The FineQ array's codings on the activity workload: power, the run's cycles and its energy (the power-of-two
-    datapath runs the same rows quantized to its own levels)."""
+    datapath runs the same rows quantized to its own levels), and where the power goes: the column adder trees
+    (with the PEs' select and signs), the column accumulators, the rest (PE registers, tree-sum registers,
+    encoder). ``energy_uj_free_accumulators`` is a bound, not a design: the run's energy if the column
+    accumulators drew nothing, the most any accumulator-energy lever could save."""
     f = S.CLOCK_MHZ * 1e6
     out = {}
     for coding, design, key in [("thermometer", "fineq_pe_array", "fineq"), ("binary", "fineq_pe_array_binary",
                                  "fineq_binary"), ("pow2", "fineq_pe_array_pow2", "fineq_pow2")]:
         if key in act.get("cycles", {}):
             mw, cyc = designs[design]["power_mw"]["total"], act["cycles"][key]
-            out[coding] = {"design": design, "power_mw": mw, "cycles": cyc, "energy_uj": mw * 1e-3 * cyc / f * 1e6}
+            col, acc = (next(u for u, _ in COMPOSITION[design] if u.startswith(p)) for p in ("fineq_col", "fineq_acc"))
+            trees = S.COLS * sta[col]["groups_vcd"]["tree"][3]
+            accs = S.COLS * sta[acc]["power_vcd"][3]
+            out[coding] = {"design": design, "power_mw": mw, "cycles": cyc, "energy_uj": mw * 1e-3 * cyc / f * 1e6,
+                           "trees_mw": trees, "accumulators_mw": accs, "rest_mw": mw - trees - accs,
+                           "energy_uj_free_accumulators": (mw - accs) * 1e-3 * cyc / f * 1e6}
     return out
 
 
@@ -257,11 +265,16 @@ def markdown(s: dict) -> str:
                        f"{c['power_pct']:+.1f}% | {c['slack_ns'][0]:+.3f} -> {c['slack_ns'][1]:+.3f} | "
                        f"{c['fmax_mhz'][0]:.0f} -> {c['fmax_mhz'][1]:.0f} |")
         out += ["", "## The FineQ array's codings on the activity workload (one engine run, the arrays without "
-                "decoders)", "", "| coding | power mW | cycles | energy uJ |", "|---|---|---|---|"]
-        out += [f"| {k} | {v['power_mw']:.2f} | {v['cycles']:,} | {v['energy_uj']:.3f} |"
+                "decoders)", "", "| coding | power mW | column trees mW | column accumulators mW | rest mW | cycles | "
+                "energy uJ | energy uJ, accumulators free (bound) |", "|---|---|---|---|---|---|---|---|"]
+        out += [f"| {k} | {v['power_mw']:.2f} | {v['trees_mw']:.1f} ({100 * v['trees_mw'] / v['power_mw']:.1f}%) | "
+                f"{v['accumulators_mw']:.1f} ({100 * v['accumulators_mw'] / v['power_mw']:.1f}%) | "
+                f"{v['rest_mw']:.1f} | {v['cycles']:,} | {v['energy_uj']:.3f} | {v['energy_uj_free_accumulators']:.3f} |"
                 for k, v in s.get("codings", {}).items()]
         out += ["", "The power-of-two datapath runs the same rows quantized with the same mode to its own levels "
-                "{0, +-1, +-2, +-4} (one cycle per vector)."]
+                "{0, +-1, +-2, +-4} (one cycle per vector). Column trees = the PEs' select and signs and the 64-input "
+                "adder trees; rest = PE registers, tree-sum registers, encoder. The last column is a bound, not a "
+                "design: the energy if the column accumulators drew nothing."]
         b = s["fineq_power_breakdown"]
         out += ["", "## FineQ array power breakdown (the paper's Figure 8)", "", "| part | mW | this flow | paper |",
                 "|---|---|---|---|"]

@@ -53,6 +53,10 @@ def test_synth_small_with_liberty():
     cod = s["codings"]
     assert set(cod) == {"thermometer", "binary", "pow2"}
     assert cod["pow2"]["cycles"] < cod["binary"]["cycles"] <= cod["thermometer"]["cycles"]
+    for c in cod.values():  # the split adds up, and the accumulator-free bound is below the energy
+        assert 0 < c["trees_mw"] and 0 < c["accumulators_mw"] and 0 < c["rest_mw"]
+        assert abs(c["trees_mw"] + c["accumulators_mw"] + c["rest_mw"] - c["power_mw"]) < 1e-9
+        assert 0 < c["energy_uj_free_accumulators"] < c["energy_uj"]
     assert s["designs"]["fineq_pe_array_pow2"]["area_mm2"] > s["designs"]["fineq_pe_array"]["area_mm2"]
     assert s["units"]["fineq_col_pow2"]["proof"]["tests"] > 0 and s["units"]["fineq_enc_pow2"]["proof"]["equal"]
     assert "power_mw_synthetic" in s["designs"]["fineq_pe_array"]
