@@ -28,9 +28,11 @@ def check_mode_codebook(codebook: Any, mode: str) -> str:
     return cb
 
 
-def _midpoint(codebook: str) -> float:
+def _below_top(codebook: str) -> tuple[float, float]:
+    """The codebook's second-largest magnitude (levels up to it are integers: ``rint``) and the midpoint between it
+    and the largest (above it a magnitude rounds to the largest)."""
     mags = CODEBOOKS[codebook]
-    return (mags[2] + mags[3]) / 2
+    return float(mags[2]), (mags[2] + mags[3]) / 2
 
 
 def round_levels_torch(r: Any, codebook: str = SPEC_CODEBOOK) -> Any:
@@ -41,7 +43,8 @@ def round_levels_torch(r: Any, codebook: str = SPEC_CODEBOOK) -> Any:
     if codebook == SPEC_CODEBOOK:
         return torch.round(r)
     a = r.abs()
-    m = torch.where(a > _midpoint(codebook), float(level_max(codebook)), torch.clamp(torch.round(a), max=2.0))
+    below, mid = _below_top(codebook)
+    m = torch.where(a > mid, float(level_max(codebook)), torch.clamp(torch.round(a), max=below))
     return torch.sign(r) * m
 
 
@@ -50,5 +53,6 @@ def round_levels_np(r: np.ndarray, codebook: str = SPEC_CODEBOOK) -> np.ndarray:
     if codebook == SPEC_CODEBOOK:
         return np.rint(r)
     a = np.abs(r)
-    m = np.where(a > _midpoint(codebook), np.float32(level_max(codebook)), np.minimum(np.rint(a), 2))
+    below, mid = _below_top(codebook)
+    m = np.where(a > mid, np.float32(level_max(codebook)), np.minimum(np.rint(a), np.float32(below)))
     return (np.sign(r) * m).astype(r.dtype)
